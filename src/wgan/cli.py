@@ -1,0 +1,207 @@
+"""The ``wgan`` command: argument parsing only; every command calls the library.
+
+Exit status: 0 on success, 2 for bad input (one line on standard error), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import WganError
+
+_CONFIG_HINTS = typing.get_type_hints(Config)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: 'wgan train: error: ...'."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field, documented by the field's help text. Flags left out keep the
+    value from --config or the default (argparse.SUPPRESS keeps them out of the namespace)."""
+    group = parser.add_argument_group("training settings (defaults depend on --loss; "
+                                      "'None' means the loss's or preset's default)")
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        hint = _CONFIG_HINTS[f.name]
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)
+        elif typing.get_origin(base) is tuple:
+            group.add_argument(flag, type=float, nargs=2, metavar=("B1", "B2"),
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            group.add_argument(flag, type=base, default=argparse.SUPPRESS, help=help_text,
+                               metavar=f.name.upper())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wgan", description="Train, evaluate and understand Wasserstein GANs.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="train a GAN (default: WGAN-GP on grid25, then evaluate)",
+        description="Train a WGAN, WGAN-GP, WGAN-LP or GAN. Precedence: flags > --config file > "
+                    "per-loss defaults.")
+    train.add_argument("--out", metavar="DIR",
+                       help="new run directory (default: runs/<time>-<loss>-<data>)")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue this run to its total --steps (or to a new --steps)")
+    train.add_argument("--config", metavar="FILE", help="settings from a .json or .toml file")
+    train.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(train)
+
+    sample = commands.add_parser("sample", help="write samples of a trained run to a file")
+    sample.add_argument("run", metavar="RUN", help="run directory")
+    sample.add_argument("--n", type=int, default=1000, help="number of samples (default 1000)")
+    sample.add_argument("--out", required=True, metavar="FILE",
+                        help="output file: .npy or .csv (data units)")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    sample.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    evaluate = commands.add_parser("eval", help="evaluate the latest checkpoint of a run")
+    evaluate.add_argument("run", metavar="RUN", help="run directory")
+    evaluate.add_argument("--n", type=int, default=None,
+                          help="samples for the exact W1 (default: the run's eval_samples)")
+    evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    demo = commands.add_parser("demo", help="run a worked example of the theory")
+    from .demos import DEMOS
+
+    demo.add_argument("name", choices=sorted(DEMOS), metavar="NAME",
+                      help="one of: " + ", ".join(sorted(DEMOS)))
+    demo.add_argument("--out", metavar="DIR", default="demo-output",
+                      help="folder for the figure (default: demo-output)")
+    demo.add_argument("--quick", action="store_true",
+                      help="smaller budgets (what the tests use)")
+    return parser
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .runs import RunDir
+    from .train import Trainer
+
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                if hasattr(args, f.name)}
+    if args.resume:
+        if args.config or args.out:
+            raise WganError("--resume takes the run's own config and directory; "
+                            "drop --config/--out")
+        trainer = Trainer.resume(args.resume, log=_log, **settings)
+    else:
+        config = Config.load(args.config) if args.config else Config()
+        config = config.replace(**settings)
+        if Path(config.data).suffix.lower() in (".npy", ".csv", ".txt"):
+            config = config.replace(data=str(Path(config.data).resolve()))
+        config = config.resolve()  # every value checked before anything is written
+        dataset = load_dataset(config)
+        run = RunDir.create(args.out, config)
+        _log(f"run directory: {run.path}")
+        trainer = Trainer(config, run=run, dataset=dataset, log=_log)
+    if trainer.step >= trainer.config.steps:
+        _log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
+             "pass a larger --steps to continue")
+    else:
+        trainer.fit(progress=not args.quiet)
+    trainer.save_figures()
+    if not args.no_eval:
+        results = trainer.evaluate()
+        trainer.run.write_eval(results)
+        print(_format_results(results))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .train import Trainer
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise WganError(f"{out}: output must end in .npy or .csv")
+    if args.n < 1:
+        raise WganError(f"--n must be >= 1, got {args.n}")
+    if out.exists() and not args.force:
+        raise WganError(f"{out}: file exists; pass --force to overwrite it")
+    trainer = Trainer.from_run(args.run, need_data=False, log=_log)
+    samples = trainer.sample(args.n, seed=args.seed).flatten(1).numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npy":
+        np.save(out, samples)
+    else:
+        np.savetxt(out, samples, delimiter=",", fmt="%.8g")
+    _log(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train import Trainer
+
+    if args.n is not None and args.n < 2:
+        raise WganError(f"--n must be >= 2, got {args.n}")
+    trainer = Trainer.from_run(args.run, log=_log)
+    results = trainer.evaluate(n=args.n, seed=args.seed)
+    results["checkpoint"] = trainer.checkpoint_file.name
+    print(json.dumps(results) if args.json else _format_results(results))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demos import run_demo
+
+    run_demo(args.name, Path(args.out), quick=args.quick)
+    return 0
+
+
+def _format_results(results: dict[str, Any]) -> str:
+    lines = ["evaluation:"]
+    for key, value in results.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines.append(f"  {key:<22} {shown}")
+    return "\n".join(lines)
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        argv = ["train"]  # `wgan` alone runs the default job
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except WganError as err:
+        print(f"wgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"wgan {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

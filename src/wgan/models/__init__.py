@@ -1,0 +1,44 @@
+"""Generator and critic architectures, built by name from a :class:`~wgan.config.Config`.
+
+A builder takes the resolved config and the shape of one data sample and returns
+``(generator, critic)``. The generator maps noise of shape ``(B, config.noise_dim)`` to samples of
+shape ``(B, *sample_shape)``; the critic maps such samples to one unbounded score each, shape
+``(B,)``. Register a new architecture with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from ..config import Config
+from ..errors import ConfigError
+
+Builder = Callable[[Config, tuple[int, ...]], tuple[nn.Module, nn.Module]]
+_MODELS: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder to the registry under ``name``."""
+
+    def add(builder: Builder) -> Builder:
+        _MODELS[name] = builder
+        return builder
+
+    return add
+
+
+def model_names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def build_models(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Build ``(generator, critic)`` for samples of ``sample_shape`` as ``config.model`` says."""
+    if config.model not in _MODELS:
+        raise ConfigError(f"unknown model {config.model!r}; choose one of: "
+                          f"{', '.join(model_names())}")
+    return _MODELS[config.model](config, tuple(sample_shape))
+
+
+from . import mlp  # noqa: E402,F401  (registers "mlp")

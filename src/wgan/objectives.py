@@ -1,0 +1,141 @@
+"""Critic and generator objectives, the Lipschitz constraints, and the classic GAN baselines.
+
+Every loss takes raw critic scores (for GANs: discriminator logits) and returns a scalar to
+*minimise*. Notation: ``f`` is the critic, ``x`` a real batch, ``g(z)`` a generated batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# ---- Wasserstein -----------------------------------------------------------------------------
+
+
+def wasserstein_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """``mean f(g(z)) - mean f(x)``: minimising it maximises the Kantorovich-Rubinstein dual
+    ``E_real[f] - E_fake[f]`` (WGAN paper, Algorithm 1 line 6). Its negation is the critic's
+    estimate of W(P_r, P_g), up to the Lipschitz constant K."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_generator_loss(fake_scores: Tensor) -> Tensor:
+    """``-mean f(g(z))`` (WGAN paper, Algorithm 1 line 10)."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    *,
+    one_sided: bool = False,
+    epsilon: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Mean over the batch of ``(||grad_x f(x_hat)||_2 - 1)^2`` at random interpolates.
+
+    ``x_hat = eps * x + (1 - eps) * g(z)`` with one ``eps ~ U[0, 1]`` per sample (WGAN-GP,
+    Gulrajani et al. 2017, Algorithm 1 lines 6-8). The norm is taken per sample over every
+    non-batch dimension, so the same code serves vectors and images of any channel count.
+    With ``one_sided=True`` it is the WGAN-LP penalty ``max(0, ||grad|| - 1)^2``
+    (Petzka et al. 2018). The result is not multiplied by lambda.
+
+    Args:
+        critic: maps a batch to one score per sample.
+        real, fake: batches of the same shape ``(B, ...)``.
+        one_sided: penalise only norms above 1.
+        epsilon: the interpolation weights, shape ``(B,)``; drawn uniformly when omitted.
+        generator: random generator for ``epsilon``.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake batches differ in shape: {tuple(real.shape)} vs "
+                         f"{tuple(fake.shape)}")
+    batch = real.shape[0]
+    if epsilon is None:
+        epsilon = torch.rand(batch, device=real.device, dtype=real.dtype, generator=generator)
+    epsilon = epsilon.reshape(batch, *([1] * (real.dim() - 1)))
+    x_hat = torch.lerp(fake.detach(), real.detach(), epsilon).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    # The small constant keeps the backward pass of the norm finite where the gradient is 0.
+    norms = torch.sqrt(grad.flatten(1).pow(2).sum(dim=1) + 1e-12)
+    excess = norms - 1.0
+    if one_sided:
+        excess = excess.clamp(min=0.0)
+    return excess.pow(2).mean()
+
+
+@torch.no_grad()
+def clip_weights(parameters: Iterable[Tensor], clip: float) -> None:
+    """Clamp every parameter into ``[-clip, clip]`` in place (WGAN paper, Algorithm 1 line 7).
+
+    One fused ``foreach`` clamp over all tensors instead of one kernel per parameter.
+    """
+    params = [p for p in parameters]
+    if params:
+        torch._foreach_clamp_min_(params, -clip)
+        torch._foreach_clamp_max_(params, clip)
+
+
+# ---- classic GAN (logits in, numerically stable) ---------------------------------------------
+
+
+def gan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """``-mean log D(x) - mean log(1 - D(g(z)))`` with ``D = sigmoid(logit)``.
+
+    Computed as ``softplus(-l_real) + softplus(l_fake)``, finite for any logits
+    (Goodfellow et al. 2014, eq. 1, negated to be minimised).
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def gan_minimax_generator_loss(fake_logits: Tensor) -> Tensor:
+    """``mean log(1 - D(g(z)))`` = ``-mean softplus(l)``: the original minimax generator loss,
+    whose gradient vanishes when the discriminator rejects the fakes confidently."""
+    return -F.softplus(fake_logits).mean()
+
+
+def gan_nonsaturating_generator_loss(fake_logits: Tensor) -> Tensor:
+    """``-mean log D(g(z))`` = ``mean softplus(-l)``: the non-saturating ("-log D") variant."""
+    return F.softplus(-fake_logits).mean()
+
+
+# ---- one description per loss name -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a loss name means for the trainer: the two losses and the Lipschitz constraint."""
+
+    name: str
+    critic_loss: Callable[[Tensor, Tensor], Tensor]
+    generator_loss: Callable[[Tensor], Tensor]
+    constraint: str  # "clip", "penalty", "one-sided-penalty" or "none"
+
+    @property
+    def is_wasserstein(self) -> bool:
+        return self.name.startswith("wgan")
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "wgan": Objective("wgan", wasserstein_critic_loss, wasserstein_generator_loss, "clip"),
+    "wgan-gp": Objective("wgan-gp", wasserstein_critic_loss, wasserstein_generator_loss,
+                         "penalty"),
+    "wgan-lp": Objective("wgan-lp", wasserstein_critic_loss, wasserstein_generator_loss,
+                         "one-sided-penalty"),
+    "gan": Objective("gan", gan_discriminator_loss, gan_minimax_generator_loss, "none"),
+    "gan-ns": Objective("gan-ns", gan_discriminator_loss, gan_nonsaturating_generator_loss,
+                        "none"),
+}
+
+
+def get_objective(name: str) -> Objective:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(OBJECTIVES)}") from None

@@ -1,0 +1,282 @@
+"""The run directory: where a run keeps its config, metrics, checkpoints, plots and evaluation.
+
+Layout::
+
+    RUN/
+      config.json                 the resolved Config (what --resume reads back)
+      metrics.csv                 one row per logging step
+      tensorboard/                TensorBoard event files (same metrics)
+      checkpoints/
+        step-00001000.safetensors tensors (weights, optimizer state, RNG state) + JSON metadata
+        step-00001000.sha256      checksum of the file beside it
+      plots/                      figures
+      eval.json                   the last evaluation
+
+Nothing here can execute code on load: tensors are safetensors, everything else JSON/CSV.
+Checkpoints are written atomically (temporary file, fsync, rename), so a crash at any moment
+leaves either the previous checkpoint or the new one, never a half-written file as the newest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+from torch import Tensor
+
+from .config import Config
+from .errors import CheckpointError, ConfigError, RunDirError
+
+CHECKPOINT_FORMAT = 1
+_CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})\.safetensors$")
+METRIC_COLUMNS = ("step", "critic_steps", "wasserstein_estimate", "critic_loss",
+                  "generator_loss", "penalty", "seconds", "steps_per_second")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def default_run_path(config: Config, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(config.data).stem)
+    base = Path(root) / f"{stamp}-{config.loss}-{data}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class RunDir:
+    """Paths and file I/O of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # ---- creating and opening ----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path | None, config: Config) -> RunDir:
+        """Make a fresh run directory (refusing one that already holds files) and save config."""
+        path = Path(path) if path is not None else default_run_path(config)
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path}: exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()):
+            raise RunDirError(f"{path}: run directory already exists and is not empty; "
+                              f"use --resume {path} to continue it, or choose another --out")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            run = cls(path)
+            run.checkpoint_dir.mkdir()
+            run.plot_dir.mkdir()
+            run.save_config(config)
+        except OSError as err:
+            raise RunDirError(f"{path}: cannot create run directory ({err.strerror})") from None
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """Open an existing run directory; it must hold a config.json."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunDirError(f"{path}: run directory not found")
+        run = cls(path)
+        if not run.config_path.is_file():
+            raise RunDirError(f"{path}: not a wgan run directory (no config.json)")
+        return run
+
+    def save_config(self, config: Config) -> None:
+        write_atomic(self.config_path, (json.dumps(config.to_dict(), indent=2) + "\n").encode())
+
+    def load_config(self) -> Config:
+        try:
+            values = json.loads(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{self.config_path}: unreadable config ({err})") from None
+        return Config.from_dict(values, source=str(self.config_path)).resolve()
+
+    # ---- paths -------------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def eval_path(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def plot_dir(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoint_dir / f"step-{step:08d}.safetensors"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Every checkpoint file present, oldest first (validity not checked)."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = []
+        for entry in self.checkpoint_dir.iterdir():
+            match = _CHECKPOINT_NAME.match(entry.name)
+            if match and entry.is_file():
+                found.append((int(match.group(1)), entry))
+        return sorted(found)
+
+    def save_checkpoint(self, step: int, tensors: dict[str, Tensor], meta: dict[str, Any],
+                        keep: int) -> Path:
+        """Write a checkpoint atomically with its checksum, then prune to the newest ``keep``."""
+        meta = {**meta, "format": CHECKPOINT_FORMAT, "step": step}
+        data = safetensors.torch.save(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            metadata={"wgan": json.dumps(meta)})
+        path = self.checkpoint_path(step)
+        digest = hashlib.sha256(data).hexdigest()
+        # The checksum goes first: a checkpoint file is never the newest without its checksum.
+        write_atomic(path.with_suffix(".sha256"), f"{digest}  {path.name}\n".encode())
+        write_atomic(path, data)
+        self._prune(keep)
+        return path
+
+    def _prune(self, keep: int) -> None:
+        for _, old in self.checkpoints()[:-keep]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".sha256").unlink(missing_ok=True)
+
+    @staticmethod
+    def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Verify a checkpoint's checksum and read it; raise :class:`CheckpointError` if bad."""
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise CheckpointError(f"{path}: cannot read checkpoint ({err.strerror})") from None
+        sums = path.with_suffix(".sha256")
+        try:
+            expected = sums.read_text().split()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            raise CheckpointError(f"{path}: checksum file {sums.name} missing or unreadable") \
+                from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise CheckpointError(f"{path}: checksum mismatch (corrupt or half-written file)")
+        try:
+            tensors = safetensors.torch.load(data)
+            with safetensors.safe_open(path, framework="pt") as handle:
+                header = handle.metadata() or {}
+            meta = json.loads(header["wgan"])
+        except Exception as err:  # safetensors raises several private types
+            raise CheckpointError(f"{path}: not a wgan checkpoint ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: unsupported checkpoint format")
+        return tensors, meta
+
+    def latest_checkpoint(self, warn: Callable[[str], None] | None = None
+                          ) -> tuple[Path, dict[str, Tensor], dict[str, Any]]:
+        """The newest checkpoint that verifies; older ones are tried when newer ones are bad."""
+        candidates = self.checkpoints()
+        if not candidates:
+            raise RunDirError(f"{self.path}: run directory has no checkpoint")
+        for _, path in reversed(candidates):
+            try:
+                tensors, meta = self.read_checkpoint(path)
+            except CheckpointError as err:
+                if warn:
+                    warn(f"skipping bad checkpoint: {err}")
+                continue
+            return path, tensors, meta
+        raise RunDirError(f"{self.path}: no valid checkpoint (all {len(candidates)} are corrupt)")
+
+    # ---- metrics -----------------------------------------------------------------------------
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Drop metric rows after ``last_step`` (written by a run that died after its last
+        checkpoint), so a resumed run does not log those steps twice."""
+        if not self.metrics_path.exists():
+            return
+        with open(self.metrics_path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            return
+        kept = [rows[0]] + [r for r in rows[1:] if r and _int_or_none(r[0]) is not None
+                            and int(r[0]) <= last_step]
+        if len(kept) != len(rows):
+            text = "".join(",".join(r) + "\n" for r in kept)
+            write_atomic(self.metrics_path, text.encode())
+
+    def append_metrics(self, row: dict[str, float]) -> None:
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore",
+                                    lineterminator="\n")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        if not self.metrics_path.exists():
+            return []
+        with open(self.metrics_path, newline="") as handle:
+            return [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                    for row in csv.DictReader(handle)]
+
+    def write_eval(self, results: dict[str, Any]) -> None:
+        write_atomic(self.eval_path, (json.dumps(results, indent=2) + "\n").encode())
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.6g}"
