@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
+    div = commands.add_parser(
+        "divergence", help="KL, JS or W1 between two discrete distributions",
+        description="Divergence between masses P and Q on positions 0..n-1 (comma-separated; "
+                    "need not sum to 1), e.g. wgan divergence w1 3,2,1,4 1,2,4,3")
+    div.add_argument("kind", choices=("kl", "js", "w1"), help="kl, js or w1")
+    div.add_argument("p", metavar="P", help="comma-separated masses")
+    div.add_argument("q", metavar="Q", help="comma-separated masses")
+
     demo = commands.add_parser("demo", help="run a worked example of the theory")
     from .demos import DEMOS
 
@@ -173,6 +181,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_divergence(args: argparse.Namespace) -> int:
+    from . import divergences
+
+    masses = []
+    for name, text in (("P", args.p), ("Q", args.q)):
+        try:
+            masses.append([float(v) for v in text.split(",")])
+        except ValueError:
+            raise WganError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    function = {"kl": divergences.kl_divergence, "js": divergences.js_divergence,
+                "w1": divergences.wasserstein_discrete}[args.kind]
+    try:
+        print(f"{function(*masses):.10g}")
+    except ValueError as err:
+        raise WganError(str(err)) from None
+    return 0
+
+
 def _format_results(results: dict[str, Any]) -> str:
     lines = ["evaluation:"]
     for key, value in results.items():
@@ -181,7 +207,8 @@ def _format_results(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "demo": cmd_demo,
+            "divergence": cmd_divergence}
 
 
 def main(argv: list[str] | None = None) -> int:

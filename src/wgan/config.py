@@ -30,19 +30,20 @@ DEVICES = ("auto", "cpu", "cuda")
 #: WGAN-LP: Gulrajani et al. 2017, Algorithm 1; GAN: Radford et al. 2016 / Goodfellow et al. 2014).
 LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "betas": (0.5, 0.999), "n_critic": 5,
-             "critic_boost": True},
+             "critic_boost": True, "gp_lambda": 10.0},
     "wgan-gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
-                "critic_boost": False},
+                "critic_boost": False, "gp_lambda": 10.0},
     "wgan-lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
-                "critic_boost": False},
+                "critic_boost": False, "gp_lambda": 10.0},
     "gan": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
-            "critic_boost": False},
+            "critic_boost": False, "gp_lambda": 10.0},
     "gan-ns": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
-               "critic_boost": False},
+               "critic_boost": False, "gp_lambda": 10.0},
 }
 
 #: Values used when neither a preset nor the loss sets a field.
 BASE_DEFAULTS: dict[str, Any] = {
+    "steps": 20000,
     "batch_size": 64,
     "width": 512,
     "depth": 4,
@@ -51,14 +52,21 @@ BASE_DEFAULTS: dict[str, Any] = {
     "lr_decay": "none",
 }
 
-#: Named recipes. ``paper`` is the WGAN paper's MLP experiment as published; ``toy`` is the recipe
-#: found by measurement for the 2-D benchmarks (see benchmarks/toy_quality.py and README).
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100, "ema": 0.0,
-              "lr_decay": "none"},
-    "toy": {"batch_size": 256, "width": 512, "depth": 3, "noise_dim": 2, "ema": 0.999,
-            "lr_decay": "none"},
+_TOY_PENALTY = {"lr": 1e-3, "betas": (0.5, 0.9), "gp_lambda": 1.0}
+
+#: Named recipes: settings for every loss, then per-loss settings. ``paper`` is the WGAN paper's
+#: MLP experiment as published; ``toy`` is the recipe found by measurement for the 2-D mixtures
+#: (benchmarks/toy_quality.py; numbers in README); ``none`` adds nothing to the loss defaults.
+#: ``auto`` (the default) means ``toy`` for the built-in 2-D datasets and ``none`` otherwise.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "none": {"all": {}},
+    "paper": {"all": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
+                      "ema": 0.0, "lr_decay": "none"}},
+    "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
+                    "noise_dim": 2, "ema": 0.99, "lr_decay": "linear"},
+            "wgan-gp": _TOY_PENALTY, "wgan-lp": _TOY_PENALTY},
 }
+TOY_DATA = ("ring8", "grid25", "swissroll")
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -75,9 +83,10 @@ class Config:
     data_dir: str | None = _help("folder holding the files of a named image dataset",
                                  default=None)
     loss: str = _help("objective: " + ", ".join(LOSSES), default="wgan-gp")
-    preset: str | None = _help("named recipe: " + ", ".join(PRESETS), default=None)
+    preset: str = _help("named recipe: auto, " + ", ".join(PRESETS) + " (auto = toy on the "
+                        "built-in 2-D data, none otherwise)", default="auto")
     model: str = _help("architecture of generator and critic (see `wgan models`)", default="mlp")
-    steps: int = _help("total number of generator steps of the run", default=20000)
+    steps: int | None = _help("total number of generator steps of the run", default=None)
     batch_size: int | None = _help("real and fake samples per critic step", default=None)
     seed: int = _help("random seed: same seed, same data, same device -> same run", default=0)
 
@@ -94,8 +103,8 @@ class Config:
     critic_boost: bool | None = _help("the official WGAN schedule: 100 critic steps for the "
                                       "first 25 generator steps and every 500th", default=None)
     clip: float = _help("weight-clipping bound c for --loss wgan", default=0.01)
-    gp_lambda: float = _help("gradient-penalty weight lambda for wgan-gp / wgan-lp",
-                             default=10.0)
+    gp_lambda: float | None = _help("gradient-penalty weight lambda for wgan-gp / wgan-lp",
+                                    default=None)
     ema: float | None = _help("decay of the generator's exponential moving average used for "
                               "sampling and evaluation (0 = off)", default=None)
 
@@ -126,7 +135,11 @@ class Config:
         """Return a copy with every ``None`` default filled in and every value validated."""
         self._check_choices()
         values = dataclasses.asdict(self)
-        layers = [PRESETS.get(self.preset or "", {}), LOSS_DEFAULTS[self.loss], BASE_DEFAULTS]
+        if self.preset == "auto":
+            values["preset"] = "toy" if self.data in TOY_DATA else "none"
+        preset = PRESETS[values["preset"]]
+        layers = [preset.get(self.loss, {}), preset["all"], LOSS_DEFAULTS[self.loss],
+                  BASE_DEFAULTS]
         for name, value in values.items():
             if value is None:
                 for layer in layers:
@@ -144,7 +157,7 @@ class Config:
     def _check_choices(self) -> None:
         choices = {"loss": LOSSES, "optimizer": OPTIMIZERS, "activation": ACTIVATIONS,
                    "lr_decay": LR_DECAYS, "device": DEVICES,
-                   "preset": tuple(PRESETS), "critic_norm": ("none", "layer", "batch")}
+                   "preset": ("auto", *PRESETS), "critic_norm": ("none", "layer", "batch")}
         for name, valid in choices.items():
             value = getattr(self, name)
             if value is not None and value not in valid:
@@ -160,7 +173,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{name} must be > 0, got {value}")
-        if not (self.gp_lambda >= 0 and math.isfinite(self.gp_lambda)):
+        if self.gp_lambda is not None and not (self.gp_lambda >= 0 and
+                                               math.isfinite(self.gp_lambda)):
             raise ConfigError(f"gp_lambda must be >= 0, got {self.gp_lambda}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from .config import Config
 from .data import Dataset, StoredShape, load_dataset
@@ -42,6 +42,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available")
     return torch.device(name)
+
+
+def ema_with_warmup(decay: float) -> Callable[..., None]:
+    """Exponential moving average whose decay warms up as ``min(decay, (1 + t) / (10 + t))``
+    after ``t`` updates, so the random initial weights do not linger in the average."""
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+        t = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
+        torch._foreach_lerp_(averaged, current, weight)
+
+    return update
 
 
 def _has_batch_norm(module: nn.Module) -> bool:
@@ -77,7 +90,7 @@ class Trainer:
                                                   config.lr_generator)
         self.ema: AveragedModel | None = None
         if config.ema > 0:
-            self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+            self.ema = AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(config.ema),
                                      use_buffers=True)
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.step = 0
@@ -366,6 +379,9 @@ class Trainer:
                               f"{', '.join(sorted(allowed))} may change")
         trainer = cls.from_run(path, log=log, **overrides)
         trainer.run = run = RunDir.open(path)
+        if trainer.config.lr_decay != "none" and run.load_config().steps != trainer.config.steps:
+            trainer.log(f"note: --lr-decay {trainer.config.lr_decay} now decays over "
+                        f"{trainer.config.steps} steps instead of {run.load_config().steps}")
         run.save_config(trainer.config)
         run.truncate_metrics(trainer.step)
         trainer.log(f"resumed {run.path} from {trainer.checkpoint_file.name} "

@@ -1,5 +1,8 @@
 """Built-in 2-D distributions, sampled exactly and on the fly (an infinite dataset).
 
+Geometry below is in data units; the networks see each mixture standardised per coordinate
+(``Dataset.mean`` / ``Dataset.std`` map back), so one recipe fits every scale.
+
 - ``ring8``: 8 Gaussians with std 0.01 centred on the unit circle at angles 2*pi*k/8.
 - ``grid25``: 25 Gaussians with std 0.05 centred on {-4, -2, 0, 2, 4}^2.
 - ``swissroll``: the 2-D swiss roll ``t (cos t, sin t)`` with ``t ~ U(1.5 pi, 4.5 pi)``,
@@ -24,8 +27,12 @@ class GaussianMixture(Dataset):
     def __init__(self, name: str, centres: Tensor, std: float):
         super().__init__()
         self.name = name
-        self.centres = centres
         self.modes = Modes(centres.clone(), std)
+        # Training units: the mixture standardised per coordinate (exact moments).
+        self.mean = centres.mean(0)
+        self.std = (centres.var(0, unbiased=False) + std**2).sqrt()
+        self.centres = (centres - self.mean) / self.std
+        self.component_std = std / self.std
 
     def to(self, device: torch.device | str) -> GaussianMixture:
         self.centres = self.centres.to(device)
@@ -35,7 +42,7 @@ class GaussianMixture(Dataset):
         device = self.centres.device
         which = torch.randint(len(self.centres), (n,), device=device, generator=generator)
         noise = torch.randn(n, 2, device=device, generator=generator)
-        return self.centres[which] + self.modes.std * noise
+        return self.centres[which] + self.component_std.to(device) * noise
 
 
 def ring8() -> GaussianMixture:

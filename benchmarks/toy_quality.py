@@ -1,0 +1,117 @@
+"""Quality benchmark on the 2-D mixtures: modes captured, high-quality fraction, exact W1 over its
+noise floor, wall time, and the time until a quality target is first reached.
+
+Examples::
+
+    python benchmarks/toy_quality.py                       # WGAN-GP, WGAN, GAN on ring8 and grid25, 5 seeds
+    python benchmarks/toy_quality.py --losses wgan-gp --data grid25 --seeds 0 1 \
+        --set width=256 --set lr=2e-4 --budget 120
+
+Each run trains with the Trainer for ``--steps`` generator steps or ``--budget`` seconds, whichever
+comes first, checking mode coverage every ``--check-every`` steps (the time spent checking is not
+counted). Prints one table; ``--json FILE`` also writes the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from wgan import Config, Trainer
+from wgan.metrics import mode_coverage
+
+
+def parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "," in text:
+        return tuple(float(v) for v in text.split(","))
+    return text
+
+
+def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_every: int,
+            target: tuple[float, float], overrides: dict) -> dict:
+    config = Config(data=data, loss=loss, seed=seed, steps=steps, **overrides)
+    trainer = Trainer(config, log=lambda m: None)
+    modes = trainer.data.modes
+    train_time, time_to_target = 0.0, None
+    steps = trainer.config.steps
+    while trainer.step < steps and train_time < budget:
+        start = time.perf_counter()
+        for _ in range(check_every):
+            trainer.train_step()
+        train_time += time.perf_counter() - start
+        if time_to_target is None:
+            cov = mode_coverage(trainer.sample(2500, seed=99), modes.centres, modes.std)
+            if cov.modes_captured == cov.modes_total and cov.high_quality_fraction >= target[1]:
+                time_to_target = train_time
+    results = trainer.evaluate()
+    return {"loss": loss, "data": data, "seed": seed, "steps": trainer.step,
+            "seconds": round(train_time, 1), "time_to_target": time_to_target,
+            **{k: results[k] for k in ("modes_captured", "modes_total", "high_quality_fraction",
+                                       "modes_with_20", "w1_exact", "w1_floor", "w1_ratio")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--losses", nargs="+", default=["wgan-gp", "wgan", "gan-ns"])
+    parser.add_argument("--data", nargs="+", default=["ring8", "grid25"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=None,
+                        help="generator steps (default: the config's, 5000 with the toy preset)")
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds per run")
+    parser.add_argument("--check-every", type=int, default=250)
+    parser.add_argument("--target-hq", type=float, default=0.95)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Config override, repeatable (e.g. --set width=256)")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
+
+    rows = []
+    header = (f"{'loss':8} {'data':7} {'seed':>4} {'steps':>6} {'sec':>6} {'modes':>7} "
+              f"{'>=20':>5} {'HQ %':>6} {'W1/floor':>8} {'t->target':>9}")
+    print(f"# overrides: {overrides or 'none'}; target: all modes and HQ >= {args.target_hq}")
+    print(header, flush=True)
+    for loss in args.losses:
+        for data in args.data:
+            for seed in args.seeds:
+                row = run_one(loss, data, seed, args.steps, args.budget, args.check_every,
+                              (1.0, args.target_hq), overrides)
+                rows.append(row)
+                ttt = "-" if row["time_to_target"] is None else f"{row['time_to_target']:.0f}s"
+                print(f"{loss:8} {data:7} {seed:>4} {row['steps']:>6} {row['seconds']:>6} "
+                      f"{row['modes_captured']:>3}/{row['modes_total']:<3} "
+                      f"{row['modes_with_20']:>5} {100 * row['high_quality_fraction']:>6.1f} "
+                      f"{row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
+    print("\n# means over seeds")
+    for loss in args.losses:
+        for data in args.data:
+            group = [r for r in rows if r["loss"] == loss and r["data"] == data]
+            reached = [r["time_to_target"] for r in group if r["time_to_target"] is not None]
+            print(f"{loss:8} {data:7} modes {statistics.mean(r['modes_captured'] for r in group):.1f}"
+                  f"/{group[0]['modes_total']}  HQ "
+                  f"{100 * statistics.mean(r['high_quality_fraction'] for r in group):.1f}%  "
+                  f"W1/floor {statistics.mean(r['w1_ratio'] for r in group):.2f}  "
+                  f"time {statistics.mean(r['seconds'] for r in group):.0f}s  "
+                  f"target reached {len(reached)}/{len(group)}"
+                  + (f" (median {statistics.median(reached):.0f}s)" if reached else ""))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY, assert_one_line_error, run_cli
+from safetensors.torch import load_file
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    proc = run_cli("train", "--data", "ring8", "--steps", "60", "--out", str(out),
+                   "--log-every", "20", "--eval-samples", "300", *TINY, check=True)
+    assert "w1_exact" in proc.stdout and "modes_captured" in proc.stdout
+    return out
+
+
+def test_train_writes_the_run_directory(trained_run):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["loss"] == "wgan-gp" and config["optimizer"] == "adam" and config["steps"] == 60
+    rows = (trained_run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,critic_steps,wasserstein_estimate") and len(rows) == 4
+    assert (trained_run / "checkpoints" / "step-00000060.safetensors").is_file()
+    assert (trained_run / "checkpoints" / "step-00000060.sha256").is_file()
+    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    for name in ("samples.png", "wasserstein.png"):
+        assert (trained_run / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((trained_run / "eval.json").read_text())["modes_total"] == 8
+
+
+def test_sample_and_eval(trained_run, tmp_path):
+    run_cli("sample", str(trained_run), "--n", "123", "--out", str(tmp_path / "s.npy"),
+            check=True)
+    assert np.load(tmp_path / "s.npy").shape == (123, 2)
+    run_cli("sample", str(trained_run), "--n", "7", "--out", str(tmp_path / "s.csv"), check=True)
+    assert np.loadtxt(tmp_path / "s.csv", delimiter=",").shape == (7, 2)
+    proc = run_cli("eval", str(trained_run), "--n", "300", "--json", check=True)
+    result = json.loads(proc.stdout)
+    assert result["step"] == 60 and result["w1_exact"] > 0 and result["modes_total"] == 8
+    again = run_cli("sample", str(trained_run), "--n", "7", "--out", str(tmp_path / "s.csv"))
+    assert_one_line_error(again, "s.csv: file exists")
+
+
+def test_vector_file_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(500, 3)) * [1.0, 20.0, 0.1] + [5.0, -100.0, 0.0]
+    np.savetxt(tmp_path / "v.csv", data, delimiter=",", header="a,b,c", comments="")
+    out = tmp_path / "run"
+    run_cli("train", "--data", str(tmp_path / "v.csv"), "--steps", "30", "--out", str(out),
+            "--eval-samples", "200", *TINY, check=True)
+    run_cli("sample", str(out), "--n", "2000", "--out", str(tmp_path / "s.npy"), check=True)
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (2000, 3)
+    # mapped back to data units: column scales are those of the data, not of N(0, 1)
+    assert samples[:, 1].std() > 3 and abs(samples[:, 1].mean() + 100) < 40
+
+
+def test_resume_via_cli_is_bit_exact(tmp_path):
+    common = ["--data", "grid25", "--loss", "wgan", "--checkpoint-every", "500",
+              "--lr-decay", "none", *TINY]
+    run_cli("train", "--steps", "2000", "--out", str(tmp_path / "a"), "--no-eval", *common,
+            check=True)
+    run_cli("train", "--steps", "1000", "--out", str(tmp_path / "b"), "--no-eval", *common,
+            check=True)
+    proc = run_cli("train", "--resume", str(tmp_path / "b"), "--steps", "2000", "--no-eval",
+                   "--quiet", check=True)
+    assert "step 1000 of 2000" in proc.stderr
+    a = load_file(tmp_path / "a" / "checkpoints" / "step-00002000.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step-00002000.safetensors")
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--data", "moons"], ["unknown data 'moons'", "grid25, ring8, swissroll"]),
+    (["--loss", "hinge"], ["unknown loss 'hinge'", "wgan, wgan-gp"]),
+    (["--model", "transformer"], ["unknown model 'transformer'", "mlp"]),
+    (["--lr", "0"], ["lr must be > 0"]),
+    (["--lr", "abc"], ["argument --lr: invalid float value: 'abc'"]),
+    (["--n-critic", "0"], ["n_critic must be > 0"]),
+    (["--clip", "-1"], ["clip must be > 0"]),
+    (["--batch-size", "0"], ["batch_size must be > 0"]),
+    (["--steps", "0"], ["steps must be > 0"]),
+    (["--gp-lambda", "-1"], ["gp_lambda must be >= 0"]),
+])
+def test_bad_flags_fail_before_training(tmp_path, args, fragments):
+    out = tmp_path / "never"
+    proc = run_cli("train", "--out", str(out), *args)
+    assert_one_line_error(proc, *fragments)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("", "data file is empty"), ("1,2\n3,oops\n", "non-numeric value 'oops'"),
+    ("1,2\nnan,4\n", "NaN at row 2, column 1")])
+def test_bad_data_files(tmp_path, content, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    proc = run_cli("train", "--data", str(path), "--out", str(tmp_path / "run"))
+    assert_one_line_error(proc, str(path), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_file_and_run_dirs(tmp_path):
+    assert_one_line_error(run_cli("train", "--data", str(tmp_path / "x.npy")),
+                          "x.npy: data file not found")
+    assert_one_line_error(run_cli("eval", str(tmp_path / "nope")), "run directory not found")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("sample", str(tmp_path / "empty"), "--out",
+                                  str(tmp_path / "s.npy")), "no config.json")
+    assert_one_line_error(run_cli("train", "--resume", str(tmp_path / "nope")),
+                          "run directory not found")
+
+
+def test_existing_run_is_never_overwritten(trained_run):
+    before = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
+    proc = run_cli("train", "--out", str(trained_run), "--steps", "5", *TINY)
+    assert_one_line_error(proc, "already exists", "--resume")
+    after = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_run_without_checkpoint(tmp_path, trained_run):
+    import shutil
+
+    broken = tmp_path / "run"
+    shutil.copytree(trained_run, broken)
+    shutil.rmtree(broken / "checkpoints")
+    assert_one_line_error(run_cli("eval", str(broken)), "has no checkpoint")
+
+
+def test_help_documents_every_flag():
+    proc = run_cli("train", "--help", check=True)
+    for flag in ("--lr", "--n-critic", "--clip", "--gp-lambda", "--model", "--width", "--depth",
+                 "--resume", "--config", "--ema", "--critic-boost", "--device", "--threads"):
+        assert flag in proc.stdout

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from wgan.config import LOSS_DEFAULTS, Config
+from wgan.errors import ConfigError
+
+
+@pytest.mark.parametrize("loss", list(LOSS_DEFAULTS))
+def test_defaults_follow_the_papers(loss):
+    config = Config(loss=loss, preset="none").resolve()
+    expected = {"wgan": ("rmsprop", 5e-5, 5), "wgan-gp": ("adam", 1e-4, 5),
+                "wgan-lp": ("adam", 1e-4, 5), "gan": ("adam", 2e-4, 1),
+                "gan-ns": ("adam", 2e-4, 1)}[loss]
+    assert (config.optimizer, config.lr, config.n_critic) == expected
+    assert config.batch_size == 64 and config.clip == 0.01 and config.gp_lambda == 10.0
+    assert config.critic_boost == (loss == "wgan")
+    if loss in ("wgan-gp", "wgan-lp"):
+        assert config.betas == (0.0, 0.9)
+    if loss.startswith("gan"):
+        assert config.betas == (0.5, 0.999)
+
+
+def test_explicit_values_override_defaults_and_presets():
+    config = Config(loss="wgan", lr=1e-3, n_critic=2, preset="toy", batch_size=8).resolve()
+    assert (config.lr, config.lr_generator, config.n_critic, config.batch_size) == (
+        1e-3, 1e-3, 2, 8)
+    assert config.width == 128 and config.noise_dim == 2  # from the preset
+
+
+def test_auto_preset_depends_on_data():
+    assert Config(data="grid25").resolve().preset == "toy"
+    assert Config(data="grid25").resolve().gp_lambda == 1.0
+    assert Config(data="points.csv").resolve().preset == "none"
+    assert Config(data="points.csv").resolve().gp_lambda == 10.0
+    paper = Config(data="grid25", preset="paper", loss="wgan").resolve()
+    assert (paper.width, paper.depth, paper.batch_size, paper.lr) == (512, 4, 64, 5e-5)
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("lr", 0.0, "lr must be > 0"), ("lr", -1.0, "lr must be > 0"),
+    ("lr", float("nan"), "lr must be > 0"), ("n_critic", 0, "n_critic must be > 0"),
+    ("clip", 0.0, "clip must be > 0"), ("batch_size", 0, "batch_size must be > 0"),
+    ("steps", 0, "steps must be > 0"), ("gp_lambda", -0.1, "gp_lambda must be >= 0"),
+    ("loss", "wgan-xx", "unknown loss 'wgan-xx'; choose one of: wgan, wgan-gp"),
+    ("ema", 1.0, "ema must be in [0, 1)"),
+])
+def test_impossible_values_are_rejected(field, value, fragment):
+    with pytest.raises(ConfigError, match=None) as info:
+        Config(**{field: value}).resolve()
+    assert fragment in str(info.value)
+
+
+def test_batch_norm_critic_refused_with_penalty():
+    with pytest.raises(ConfigError, match="must not use batch norm"):
+        Config(loss="wgan-gp", critic_norm="batch").resolve()
+    Config(loss="wgan", critic_norm="batch").resolve()  # fine with clipping
+
+
+def test_round_trip_and_file_errors(tmp_path):
+    config = Config(loss="wgan", data="ring8", betas=(0.1, 0.2)).resolve()
+    path = tmp_path / "c.json"
+    config.save(path)
+    assert Config.load(path) == config
+    toml = tmp_path / "c.toml"
+    toml.write_text('loss = "wgan-lp"\nsteps = 10\nbetas = [0.0, 0.5]\n')
+    assert Config.load(toml).resolve().betas == (0.0, 0.5)
+
+    path.write_text(json.dumps({"lr": "fast"}))
+    with pytest.raises(ConfigError, match=r"c.json: setting 'lr' must be float, got 'fast'"):
+        Config.load(path)
+    path.write_text(json.dumps({"learning_rate": 1}))
+    with pytest.raises(ConfigError, match="unknown setting 'learning_rate'"):
+        Config.load(path)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid json"):
+        Config.load(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        Config.load(tmp_path / "missing.json")

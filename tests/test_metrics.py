@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+import torch
+from scipy.stats import wasserstein_distance
+
+from wgan.metrics import mode_coverage, w1_exact
+
+
+def test_w1_exact_matches_scipy_in_one_dimension():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=300), rng.normal(1.0, 2.0, size=300)
+    assert w1_exact(x[:, None], y[:, None]) == pytest.approx(wasserstein_distance(x, y), rel=1e-9)
+
+
+def test_w1_exact_translation_and_identity():
+    x = torch.randn(200, 3)
+    shift = torch.tensor([3.0, 4.0, 0.0])
+    assert w1_exact(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert w1_exact(x, x + shift) == pytest.approx(5.0, rel=1e-9)
+
+
+def test_mode_coverage_counts():
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    samples = torch.cat([torch.zeros(30, 2) + 0.01, torch.tensor([[10.0, 0.1]] * 5),
+                         torch.tensor([[5.0, 5.0]] * 15)])  # 15 far from every mode
+    cov = mode_coverage(samples, centres, std=0.1)
+    assert cov.modes_captured == 2 and cov.modes_total == 3 and cov.modes_with_20 == 1
+    assert cov.high_quality_fraction == pytest.approx(35 / 50)

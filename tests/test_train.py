@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from wgan import Config, RunDir, Trainer
+from wgan.train import BOOST_CRITIC_STEPS
+
+TINY = dict(width=32, depth=2, batch_size=32, noise_dim=4, threads=1)
+
+
+def test_short_run_lowers_exact_w1():
+    trainer = Trainer(Config(data="ring8", steps=400, **TINY), log=lambda m: None)
+    before = trainer.evaluate(n=500)["w1_exact"]
+    trainer.fit(progress=False)
+    after = trainer.evaluate(n=500)
+    assert after["w1_exact"] < 0.5 * before, (before, after)
+    assert after["w1_floor"] < after["w1_exact"]
+
+
+@pytest.mark.parametrize("loss", ["wgan", "wgan-lp", "gan", "gan-ns"])
+def test_every_loss_trains_and_stays_finite(loss):
+    trainer = Trainer(Config(data="grid25", loss=loss, steps=30, critic_boost=False, **TINY),
+                      log=lambda m: None)
+    row = trainer.fit(progress=False)
+    assert row["step"] == 30 and all(torch.isfinite(torch.tensor(v)) for v in row.values())
+    if loss == "wgan":
+        assert all(p.abs().max() <= 0.01 for p in trainer.critic.parameters())
+
+
+def test_critic_boost_schedule():
+    trainer = Trainer(Config(loss="wgan", **TINY), log=lambda m: None)
+    counts = [trainer.critic_iterations(s) for s in (0, 24, 25, 499, 500, 1000, 1001)]
+    assert counts == [BOOST_CRITIC_STEPS, BOOST_CRITIC_STEPS, 5, 5, BOOST_CRITIC_STEPS,
+                      BOOST_CRITIC_STEPS, 5]
+    no_boost = Trainer(Config(loss="wgan", critic_boost=False, **TINY), log=lambda m: None)
+    assert no_boost.critic_iterations(0) == 5
+
+
+def test_generator_step_leaves_critic_untouched_and_ema_lags():
+    trainer = Trainer(Config(data="ring8", ema=0.9, steps=5, **TINY), log=lambda m: None)
+    trainer.fit(progress=False)
+    assert all(p.requires_grad for p in trainer.critic.parameters())
+    raw = torch.cat([p.flatten() for p in trainer.generator.parameters()])
+    avg = torch.cat([p.flatten() for p in trainer.ema.module.parameters()])
+    assert not torch.equal(raw, avg)
+
+
+def _final_state(trainer):
+    tensors, _ = trainer.state_tensors()
+    return tensors
+
+
+@pytest.mark.parametrize("loss,extra", [("wgan-gp", {"ema": 0.99}), ("wgan", {})])
+def test_resume_is_bit_exact(tmp_path, loss, extra):
+    base = Config(data="grid25", loss=loss, steps=60, checkpoint_every=25, log_every=10,
+                  lr_decay="none", **TINY, **extra).resolve()
+    straight = Trainer(base, run=RunDir.create(tmp_path / "a", base), log=lambda m: None)
+    straight.fit(progress=False)
+
+    half = base.replace(steps=30)
+    first = Trainer(half, run=RunDir.create(tmp_path / "b", half), log=lambda m: None)
+    first.fit(progress=False)
+    resumed = Trainer.resume(tmp_path / "b", steps=60, log=lambda m: None)
+    assert resumed.step == 30
+    resumed.fit(progress=False)
+
+    a, b = _final_state(straight), _final_state(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [int(r["step"]) for r in resumed.run.read_metrics()]
+    assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+def test_resume_refuses_changes_to_the_math(tmp_path):
+    config = Config(data="ring8", steps=5, **TINY).resolve()
+    Trainer(config, run=RunDir.create(tmp_path / "r", config), log=lambda m: None).fit(
+        progress=False)
+    from wgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot change lr when resuming"):
+        Trainer.resume(tmp_path / "r", lr=1.0)
+
+
+def test_checkpoints_are_pruned_and_checksummed(tmp_path):
+    config = Config(data="ring8", steps=50, checkpoint_every=10, keep_checkpoints=2,
+                    **TINY).resolve()
+    run = RunDir.create(tmp_path / "r", config)
+    Trainer(config, run=run, log=lambda m: None).fit(progress=False)
+    assert [s for s, _ in run.checkpoints()] == [40, 50]
+    newest = run.checkpoints()[-1][1]
+    data = bytearray(newest.read_bytes())
+    data[-10] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    messages = []
+    path, _, meta = run.latest_checkpoint(warn=messages.append)
+    assert meta["step"] == 40 and "checksum mismatch" in messages[0]
