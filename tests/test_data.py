@@ -17,12 +17,13 @@ def test_toy_geometry():
     grid = load_dataset(Config(data="grid25"))
     assert sorted(set(grid.modes.centres[:, 0].tolist())) == [-4, -2, 0, 2, 4]
     assert len(grid.modes.centres) == 25 and grid.modes.std == 0.05
-    x = grid.sample(20000, torch.Generator().manual_seed(0))
+    x = grid.to_data_units(grid.sample(20000, torch.Generator().manual_seed(0)))
     distance = torch.cdist(x, grid.modes.centres).min(dim=1).values
     # 2-D Gaussian: the radius follows a Rayleigh law, P(r > 3 sigma) = exp(-4.5) = 1.1%
     assert (distance <= 3 * 0.05).float().mean().item() == pytest.approx(1 - math.exp(-4.5),
                                                                          abs=0.005)
-    roll = load_dataset(Config(data="swissroll")).sample(5000, torch.Generator().manual_seed(0))
+    roll_data = load_dataset(Config(data="swissroll"))
+    roll = roll_data.to_data_units(roll_data.sample(5000, torch.Generator().manual_seed(0)))
     radius = roll.norm(dim=1)
     assert roll.shape == (5000, 2) and 0.4 < radius.median().item() < 1.6
 

@@ -5,9 +5,16 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, wasserstein_distance
 
-from wgan.divergences import (earth_mover_running_cost, js_divergence, kl_divergence,
-                              sinkhorn_distance, sliced_wasserstein, wasserstein_1d,
-                              wasserstein_discrete, wasserstein_empirical)
+from wgan.divergences import (
+    earth_mover_running_cost,
+    js_divergence,
+    kl_divergence,
+    sinkhorn_distance,
+    sliced_wasserstein,
+    wasserstein_1d,
+    wasserstein_discrete,
+    wasserstein_empirical,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))

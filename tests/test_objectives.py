@@ -4,9 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from wgan.objectives import (clip_weights, gan_discriminator_loss, gan_minimax_generator_loss,
-                             gan_nonsaturating_generator_loss, gradient_penalty,
-                             wasserstein_critic_loss, wasserstein_generator_loss)
+from wgan.objectives import (
+    clip_weights,
+    gan_discriminator_loss,
+    gan_minimax_generator_loss,
+    gan_nonsaturating_generator_loss,
+    gradient_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
 
 
 class Quadratic(nn.Module):

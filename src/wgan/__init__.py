@@ -10,8 +10,14 @@ The Python API mirrors the CLI::
 """
 
 from .config import Config
-from .errors import (CheckpointError, ConfigError, DataError, RunDirError, TrainingDiverged,
-                     WganError)
+from .errors import (
+                     CheckpointError,
+                     ConfigError,
+                     DataError,
+                     RunDirError,
+                     TrainingDiverged,
+                     WganError,
+)
 from .runs import RunDir
 from .train import Trainer
 

@@ -121,10 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if Path(config.data).suffix.lower() in (".npy", ".csv", ".txt"):
             config = config.replace(data=str(Path(config.data).resolve()))
         config = config.resolve()  # every value checked before anything is written
-        dataset = load_dataset(config)
-        run = RunDir.create(args.out, config)
-        _log(f"run directory: {run.path}")
-        trainer = Trainer(config, run=run, dataset=dataset, log=_log)
+        # Build everything that can fail on bad input before the run directory exists.
+        trainer = Trainer(config, dataset=load_dataset(config), log=_log)
+        trainer.run = RunDir.create(args.out, config)
+        _log(f"run directory: {trainer.run.path}")
     if trainer.step >= trainer.config.steps:
         _log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
              "pass a larger --steps to continue")

@@ -10,8 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import (earth_mover, mode_collapse, optimal_discriminator, parallel_lines,
-               vanishing_gradients, w_vs_quality, xy_game)
+from . import (
+    earth_mover,
+    mode_collapse,
+    optimal_discriminator,
+    parallel_lines,
+    vanishing_gradients,
+    w_vs_quality,
+    xy_game,
+)
 
 DEMOS: dict[str, Callable[..., dict[str, Any]]] = {
     "emd": earth_mover.run,

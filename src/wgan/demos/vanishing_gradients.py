@@ -16,14 +16,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..objectives import (clip_weights, gan_discriminator_loss, gan_minimax_generator_loss,
-                          wasserstein_critic_loss, wasserstein_generator_loss)
+from ..objectives import (
+    clip_weights,
+    gan_discriminator_loss,
+    gan_minimax_generator_loss,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
 from .common import plt, save, say
 
 
 def _mlp(inputs: int, outputs: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(inputs, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                         nn.Linear(64, outputs))
+    return nn.Sequential(nn.Linear(inputs, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                         nn.Linear(128, outputs))
 
 
 def _real(n: int, rng: torch.Generator) -> torch.Tensor:
@@ -70,7 +75,7 @@ def gradient_norms(kind: str, steps: int, every: int, seed: int = 0) -> list[flo
 
 
 def run(out: Path, quick: bool = False) -> dict:
-    steps, every = (1000, 100) if quick else (4000, 100)
+    steps, every = (1500, 100) if quick else (4000, 100)
     gan = gradient_norms("gan", steps, every)
     wgan = gradient_norms("wgan", steps, every)
     gan_ratio, wgan_ratio = gan[0] / gan[-1], wgan[0] / wgan[-1]
