@@ -379,9 +379,10 @@ class Trainer:
                               f"{', '.join(sorted(allowed))} may change")
         trainer = cls.from_run(path, log=log, **overrides)
         trainer.run = run = RunDir.open(path)
-        if trainer.config.lr_decay != "none" and run.load_config().steps != trainer.config.steps:
+        stored_steps = run.load_config().steps
+        if trainer.config.lr_decay != "none" and stored_steps != trainer.config.steps:
             trainer.log(f"note: --lr-decay {trainer.config.lr_decay} now decays over "
-                        f"{trainer.config.steps} steps instead of {run.load_config().steps}")
+                        f"{trainer.config.steps} steps instead of {stored_steps}")
         run.save_config(trainer.config)
         run.truncate_metrics(trainer.step)
         trainer.log(f"resumed {run.path} from {trainer.checkpoint_file.name} "

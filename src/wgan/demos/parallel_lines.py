@@ -44,21 +44,32 @@ def _critic() -> nn.Module:
 GP_LAMBDA = 25.0
 
 
-def trained_critic_estimate(theta: float, steps: int, seed: int = 0, batch: int = 256) -> float:
-    """Train a WGAN-GP critic on samples of P and Q_theta; return mean f(P) - mean f(Q) on fresh
-    samples (the critic's estimate of W)."""
+def _train_on_lines(theta: float, steps: int, objective, lr: float, betas: tuple[float, float],
+                    seed: int, batch: int):
+    """Train a fresh network on P (real) vs Q_theta (fake) to minimise
+    ``objective(f, real, fake, rng)``; return the trained scorer and the random generator."""
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
-    critic = _critic()
-    opt = torch.optim.Adam(critic.parameters(), lr=3e-3, betas=(0.5, 0.9))
-    f = lambda x: critic(x).squeeze(1)  # noqa: E731
+    net = _critic()
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+    f = lambda x: net(x).squeeze(1)  # noqa: E731
     for _ in range(steps):
         real, fake = line_samples(0.0, batch, rng), line_samples(theta, batch, rng)
-        loss = wasserstein_critic_loss(f(real), f(fake)) + GP_LAMBDA * gradient_penalty(
-            f, real, fake, generator=rng)
+        loss = objective(f, real, fake, rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return f, rng
+
+
+def trained_critic_estimate(theta: float, steps: int, seed: int = 0, batch: int = 256) -> float:
+    """Train a WGAN-GP critic on samples of P and Q_theta; return mean f(P) - mean f(Q) on fresh
+    samples (the critic's estimate of W)."""
+    def objective(f, real, fake, rng):
+        return wasserstein_critic_loss(f(real), f(fake)) + GP_LAMBDA * gradient_penalty(
+            f, real, fake, generator=rng)
+
+    f, rng = _train_on_lines(theta, steps, objective, 3e-3, (0.5, 0.9), seed, batch)
     with torch.no_grad():
         real, fake = line_samples(0.0, 20000, rng), line_samples(theta, 20000, rng)
         return float(f(real).mean() - f(fake).mean())
@@ -66,17 +77,10 @@ def trained_critic_estimate(theta: float, steps: int, seed: int = 0, batch: int 
 
 def trained_gan_loss(theta: float, steps: int, seed: int = 0, batch: int = 256) -> float:
     """Train a GAN discriminator on P vs Q_theta; return its final loss on fresh samples."""
-    torch.manual_seed(seed)
-    rng = torch.Generator().manual_seed(seed)
-    disc = _critic()
-    opt = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    d = lambda x: disc(x).squeeze(1)  # noqa: E731
-    for _ in range(steps):
-        loss = gan_discriminator_loss(d(line_samples(0.0, batch, rng)),
-                                      d(line_samples(theta, batch, rng)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def objective(d, real, fake, rng):
+        return gan_discriminator_loss(d(real), d(fake))
+
+    d, rng = _train_on_lines(theta, steps, objective, 1e-3, (0.5, 0.999), seed, batch)
     with torch.no_grad():
         return float(gan_discriminator_loss(d(line_samples(0.0, 20000, rng)),
                                             d(line_samples(theta, 20000, rng))))
