@@ -39,6 +39,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)
+            if f.name == "batch_norm":
+                group.add_argument("--no-bn", dest="batch_norm", action="store_false",
+                                   default=argparse.SUPPRESS,
+                                   help="the WGAN paper's DCGAN generator with no batch norm and "
+                                        "a constant filter count (same as --no-batch-norm)")
         elif typing.get_origin(base) is tuple:
             group.add_argument(flag, type=float, nargs=2, metavar=("B1", "B2"),
                                default=argparse.SUPPRESS, help=help_text)
@@ -67,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="write samples of a trained run to a file")
     sample.add_argument("run", metavar="RUN", help="run directory")
     sample.add_argument("--n", type=int, default=1000, help="number of samples (default 1000)")
-    sample.add_argument("--out", required=True, metavar="FILE",
-                        help="output file: .npy or .csv (data units)")
+    sample.add_argument("--out", required=True, metavar="FILE|DIR",
+                        help="output: .npy or .csv (data units); for image runs also FILE.png "
+                             "(one grid) or a folder (one PNG per sample)")
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     sample.add_argument("--force", action="store_true", help="overwrite an existing file")
 
@@ -78,6 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
                           help="samples for the exact W1 (default: the run's eval_samples)")
     evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--classifier", metavar="FILE", default=None,
+                          help="MNIST classifier for the class metrics (default: the cached one "
+                               "from `wgan classifier train`)")
+
+    classifier = commands.add_parser("classifier", help="the MNIST classifier behind the image "
+                                     "metrics")
+    classifier_commands = classifier.add_subparsers(dest="action", metavar="ACTION",
+                                                    parser_class=_Parser, required=True)
+    ctrain = classifier_commands.add_parser(
+        "train", help="train the MNIST classifier and cache it",
+        description="Train the small CNN used for class coverage, Stacked MNIST modes and the "
+                    "classifier Frechet distance; report its MNIST test accuracy.")
+    ctrain.add_argument("--data-dir", metavar="DIR", default=None,
+                        help="folder with the four MNIST files (default: $WGAN_DATA/mnist, "
+                             "downloading if allowed)")
+    ctrain.add_argument("--out", metavar="FILE", default=None,
+                        help="where to save it (default: $WGAN_CACHE/mnist-classifier"
+                             ".safetensors, WGAN_CACHE defaulting to ~/.cache/wgan)")
+    ctrain.add_argument("--epochs", type=float, default=2.0, help="passes over the 60,000 "
+                        "training digits (default 2; fractions allowed)")
+    ctrain.add_argument("--train-limit", type=int, default=None, metavar="N",
+                        help="use only the first N training digits (quick checks)")
+    ctrain.add_argument("--threads", type=int, default=None, help="CPU threads")
 
     div = commands.add_parser(
         "divergence", help="KL, JS or W1 between two discrete distributions",
@@ -145,19 +174,33 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     suffix = out.suffix.lower()
-    if suffix not in (".npy", ".csv"):
-        raise WganError(f"{out}: output must end in .npy or .csv")
+    if suffix not in (".npy", ".csv", ".png", ""):
+        raise WganError(f"{out}: output must end in .npy, .csv or .png, or be a folder")
     if args.n < 1:
         raise WganError(f"--n must be >= 1, got {args.n}")
-    if out.exists() and not args.force:
-        raise WganError(f"{out}: file exists; pass --force to overwrite it")
+    if out.exists() and not args.force and not (suffix == "" and out.is_dir()
+                                                 and not any(out.iterdir())):
+        raise WganError(f"{out}: already exists; pass --force to overwrite it")
     trainer = Trainer.from_run(args.run, need_data=False, log=_log)
-    samples = trainer.sample(args.n, seed=args.seed).flatten(1).numpy()
+    is_image = trainer.data.is_image
+    if suffix in (".png", "") and not is_image:
+        raise WganError(f"{out}: PNG output needs an image run; this run's samples have shape "
+                        f"{tuple(trainer.data.sample_shape)} (use .npy or .csv)")
+    samples = trainer.sample(args.n, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
-        np.save(out, samples)
+        np.save(out, samples.numpy())
+    elif suffix == ".csv":
+        np.savetxt(out, samples.flatten(1).numpy(), delimiter=",", fmt="%.8g")
     else:
-        np.savetxt(out, samples, delimiter=",", fmt="%.8g")
+        from .plots import save_image_grid, save_png, to_uint8
+
+        if suffix == ".png":
+            save_image_grid(samples, out)
+        else:
+            out.mkdir(exist_ok=True)
+            for i, pixels in enumerate(to_uint8(samples)):
+                save_png(pixels, out / f"sample-{i:05d}.png")
     _log(f"wrote {args.n} samples to {out}")
     return 0
 
@@ -168,9 +211,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise WganError(f"--n must be >= 2, got {args.n}")
     trainer = Trainer.from_run(args.run, log=_log)
-    results = trainer.evaluate(n=args.n, seed=args.seed)
+    results = trainer.evaluate(n=args.n, seed=args.seed, classifier=args.classifier)
     results["checkpoint"] = trainer.checkpoint_file.name
     print(json.dumps(results) if args.json else _format_results(results))
+    return 0
+
+
+def cmd_classifier(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.idx import load_idx_dataset
+    from .data.images import to_unit_range
+    from .metrics import classifier as clf
+
+    if args.epochs <= 0:
+        raise WganError(f"--epochs must be > 0, got {args.epochs}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else clf.default_classifier_path()
+    if out.suffix != ".safetensors":
+        raise WganError(f"{out}: the classifier file must end in .safetensors")
+    images, labels = load_idx_dataset("mnist", args.data_dir, "train")
+    test_images, test_labels = load_idx_dataset("mnist", args.data_dir, "test")
+    if args.train_limit:
+        images, labels = images[:args.train_limit], labels[:args.train_limit]
+    model = clf.train_classifier(to_unit_range(images), labels, epochs=args.epochs, log=_log)
+    acc = clf.accuracy(model, to_unit_range(test_images), test_labels)
+    clf.save_classifier(model, out, acc)
+    print(f"MNIST test accuracy {acc:.4f} on {len(test_labels)} digits; saved {out}")
     return 0
 
 
@@ -203,11 +271,12 @@ def _format_results(results: dict[str, Any]) -> str:
     lines = ["evaluation:"]
     for key, value in results.items():
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lines.append(f"  {key:<22} {shown}")
+        lines.append(f"  {key:<26} {shown}")
     return "\n".join(lines)
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "demo": cmd_demo,
+            "classifier": cmd_classifier,
             "divergence": cmd_divergence}
 
 

@@ -53,6 +53,12 @@ BASE_DEFAULTS: dict[str, Any] = {
     "lr_decay": "none",
 }
 
+#: Defaults of each architecture (DCGAN: Radford et al. 2016; ResNet: Gulrajani et al. 2017).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dcgan": {"width": 64, "noise_dim": 100},
+    "resnet": {"width": 128, "noise_dim": 128},
+}
+
 _TOY_PENALTY = {"lr": 1e-3, "betas": (0.5, 0.9), "gp_lambda": 1.0}
 
 #: Named recipes: settings for every loss, then per-loss settings. ``paper`` is the WGAN paper's
@@ -79,8 +85,9 @@ class Config:
     """Every setting of a training run. ``None`` means "the default for this loss/preset"."""
 
     # What to train on and how.
-    data: str = _help("built-in dataset name (ring8, grid25, swissroll, ...) or path to a "
-                      ".npy/.csv file", default="grid25")
+    data: str = _help("built-in dataset (ring8, grid25, swissroll, mnist, fashion, "
+                      "stacked-mnist, digits, cifar10), a folder of images, or a .npy/.csv "
+                      "file", default="grid25")
     data_dir: str | None = _help("folder holding the files of a named image dataset",
                                  default=None)
     loss: str = _help("objective: " + ", ".join(LOSSES), default="wgan-gp")
@@ -116,7 +123,10 @@ class Config:
     depth: int | None = _help("hidden layers of the mlp", default=None)
     activation: str = _help("hidden activation of the mlp: " + ", ".join(ACTIVATIONS),
                             default="relu")
-    image_size: int = _help("image side in pixels for image datasets", default=32)
+    image_size: int | None = _help("resize images to this side in pixels (default: the "
+                                   "dataset's own size; 64 for image folders)", default=None)
+    channels: int | None = _help("colour channels of an image folder: 1 or 3 (default: 1 if "
+                                 "every image is grey)", default=None)
     batch_norm: bool = _help("batch norm in the generator of conv models", default=True)
     critic_norm: str = _help("normalisation in conv critics: none, layer, batch (batch is "
                              "refused with a gradient penalty)", default="none")
@@ -140,7 +150,7 @@ class Config:
             values["preset"] = "toy" if self.data in TOY_DATA else "none"
         preset = PRESETS[values["preset"]]
         layers = [preset.get(self.loss, {}), preset["all"], LOSS_DEFAULTS[self.loss],
-                  BASE_DEFAULTS]
+                  MODEL_DEFAULTS.get(self.model, {}), BASE_DEFAULTS]
         for name, value in values.items():
             if value is None:
                 for layer in layers:
@@ -184,6 +194,8 @@ class Config:
                 raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.channels is not None and self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         if self.sample_every < 0:
             raise ConfigError(f"sample_every must be >= 0, got {self.sample_every}")
         if self.loss in ("wgan-gp", "wgan-lp") and self.critic_norm == "batch":

@@ -27,6 +27,11 @@ def save_run_figures(trainer: Trainer) -> list[Path]:
     paths = []
     if trainer.data.sample_shape == (2,):
         paths.append(plot_samples_2d(trainer, run.plot_dir / "samples.png"))
+    elif trainer.data.is_image:
+        # The same noise every time (the sample seed is fixed), so the grids show progress.
+        images = trainer.sample(64)
+        paths.append(save_image_grid(images, run.plot_dir / f"samples-step-{trainer.step:08d}.png"))
+        paths.append(save_image_grid(images, run.plot_dir / "samples.png"))
     metrics = run.read_metrics()
     if metrics:
         paths.append(plot_wasserstein(metrics, run.plot_dir / "wasserstein.png",
@@ -66,6 +71,41 @@ def plot_samples_2d(trainer: Trainer, path: Path, n: int = 1000) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) pixels in [-1, 1] -> (N, H, W, C) uint8."""
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(images: torch.Tensor, columns: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one (rows*H, columns*W, C) uint8 array."""
+    pixels = to_uint8(images)
+    n, h, w, c = pixels.shape
+    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
+    rows = int(np.ceil(n / columns))
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h,
+             pad + col * (w + pad): pad + col * (w + pad) + w] = pixels[i]
+    return grid
+
+
+def save_png(array: np.ndarray, path: Path) -> Path:
+    """Write an (H, W, C) uint8 array as a PNG (grey for one channel)."""
+    from PIL import Image
+
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def save_image_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> Path:
+    return save_png(image_grid(images, columns), path)
 
 
 def plot_wasserstein(metrics: list[dict[str, float]], path: Path, title: str = "") -> Path:

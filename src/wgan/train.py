@@ -424,9 +424,11 @@ class Trainer:
         self.critic.train(modes[1])
         return total / n
 
-    def evaluate(self, n: int | None = None, seed: int = 12345) -> dict[str, Any]:
+    def evaluate(self, n: int | None = None, seed: int = 12345,
+                 classifier: str | Path | None = None) -> dict[str, Any]:
         """Exact W1 of ``n`` samples against ``n`` real ones (and the real-vs-real floor), the
-        critic's estimate, and mode coverage for mixtures."""
+        critic's estimate, mode coverage for mixtures, and for MNIST and Stacked MNIST the
+        classifier metrics (with the classifier at ``classifier``, default: the cached one)."""
         n = n or self.config.eval_samples
         rng = torch.Generator(device=self.device).manual_seed(seed)
         real_a = self.data.to_data_units(self.data.sample(n, rng)).cpu()
@@ -444,6 +446,34 @@ class Trainer:
             coverage_samples = self.sample(2500, seed=seed + 3)
             results.update(mode_coverage(coverage_samples, self.data.modes.centres,
                                          self.data.modes.std).to_dict())
+        results.update(self._classifier_metrics(classifier, n, seed))
+        return results
+
+    def _classifier_metrics(self, path: str | Path | None, n: int, seed: int) -> dict[str, Any]:
+        from .metrics import classifier as clf
+
+        if self.data.name not in ("mnist", "stacked-mnist"):
+            if path is not None:
+                raise ConfigError(f"the MNIST classifier metrics need mnist or stacked-mnist "
+                                  f"data, not {self.data.name!r}")
+            return {}
+        if path is None:
+            path = clf.default_classifier_path()
+            if not path.is_file():
+                self.log(f"note: no MNIST classifier at {path}, so no class metrics; train "
+                         "one with: wgan classifier train")
+                return {}
+        model, test_accuracy = clf.load_classifier(path)
+        model.to(self.device)
+        results: dict[str, Any] = {"classifier_test_accuracy": test_accuracy}
+        if self.data.name == "mnist":
+            fake = self.sample(n, seed=seed + 4, data_units=False).to(self.device)
+            real = self.data.sample(n, torch.Generator(device=self.device).manual_seed(seed + 5))
+            results.update(clf.class_metrics(clf.predict(model, fake)[0]))
+            results["classifier_frechet"] = clf.classifier_frechet(model, real, fake)
+        else:
+            fake = self.sample(clf.STACKED_SAMPLES, seed=seed + 4, data_units=False)
+            results.update(clf.stacked_mnist_metrics(model, fake.to(self.device)))
         return results
 
     def save_figures(self) -> list[Path]:

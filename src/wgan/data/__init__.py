@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import DataError
+from . import images
 from .base import Dataset, Modes, StoredShape, TensorDataset
 from .toy import TOY_DATASETS
 from .vectors import VectorDataset, read_vectors
@@ -18,16 +19,31 @@ __all__ = ["Dataset", "Modes", "StoredShape", "TensorDataset", "VectorDataset", 
            "read_vectors"]
 
 
+IMAGE_DATASETS = ("mnist", "fashion", "stacked-mnist", "digits", "cifar10")
+
+
 def dataset_names() -> list[str]:
-    return sorted(TOY_DATASETS)
+    return sorted(TOY_DATASETS) + list(IMAGE_DATASETS)
 
 
 def load_dataset(config: Config) -> Dataset:
-    name = config.data
+    """The dataset ``config.data`` names: a built-in name, a folder of images, or a vector
+    file (``.npy``/``.csv``)."""
+    name, size = config.data, config.image_size
     if name in TOY_DATASETS:
         return TOY_DATASETS[name]()
+    if name in ("mnist", "fashion"):
+        return images.load_mnist_like(name, config.data_dir, size)
+    if name == "stacked-mnist":
+        return images.load_stacked_mnist(config.data_dir, size)
+    if name == "digits":
+        return images.load_digits(size)
+    if name == "cifar10":
+        return images.load_cifar10(config.data_dir, size)
     path = Path(name)
+    if path.is_dir():
+        return images.load_image_folder(path, size, config.channels)
     if path.suffix.lower() in (".npy", ".csv", ".txt") or path.exists():
         return VectorDataset(path)
-    raise DataError(f"unknown data {name!r}: not a built-in dataset ({', '.join(dataset_names())})"
-                    " and not a .npy/.csv file")
+    raise DataError(f"unknown data {name!r}: not a built-in dataset ({', '.join(dataset_names())}),"
+                    " an image folder, or a .npy/.csv file")

@@ -41,4 +41,4 @@ def build_models(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Modu
     return _MODELS[config.model](config, tuple(sample_shape))
 
 
-from . import mlp  # noqa: E402,F401  (registers "mlp")
+from . import dcgan, mlp, resnet  # noqa: E402,F401  (register "dcgan", "mlp", "resnet")

@@ -1,0 +1,111 @@
+"""DCGAN generator and critic (Radford et al. 2016) as used by the WGAN paper, for square images
+whose side is 4 or 7 times a power of two (8, 16, 28, 32, 64, 128, ...).
+
+* Generator: a transposed convolution from ``z`` to a ``base x base`` map, then stride-2
+  transposed convolutions doubling the side, with batch norm and ReLU, and ``tanh`` out.
+  ``--no-batch-norm`` gives the WGAN paper's second generator: no batch norm and a constant
+  filter count (``width``) in every layer.
+* Critic: stride-2 convolutions with LeakyReLU(0.2) halving the side down to ``base``, then one
+  convolution to a single unbounded score (no sigmoid). Normalisation: none, layer or batch.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..config import Config
+from ..errors import ConfigError
+from . import register_model
+
+
+def upsampling_plan(size: int, model: str) -> tuple[int, int]:
+    """``(base, doublings)`` with ``base * 2**doublings == size`` and ``base`` in 4..7."""
+    base, doublings = size, 0
+    while base > 7 and base % 2 == 0:
+        base //= 2
+        doublings += 1
+    if doublings == 0 or base < 4 or base > 7:
+        raise ConfigError(f"model {model} needs an image side of 4..7 times a power of two "
+                          f"(8, 16, 28, 32, 64, ...), got {size}; pass --image-size")
+    return base, doublings
+
+
+def critic_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":  # normalise each sample over (C, H, W), per-channel affine
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, noise_dim: int, channels: int, size: int, width: int, batch_norm: bool):
+        super().__init__()
+        self.noise_dim = noise_dim
+        base, doublings = upsampling_plan(size, "dcgan")
+
+        def filters(level: int) -> int:  # level 0 is the base map
+            return width * 2 ** (doublings - 1 - level) if batch_norm else width
+
+        def norm(c: int) -> nn.Module:
+            return nn.BatchNorm2d(c) if batch_norm else nn.Identity()
+
+        layers: list[nn.Module] = [nn.ConvTranspose2d(noise_dim, filters(0), base, 1, 0,
+                                                      bias=not batch_norm),
+                                   norm(filters(0)), nn.ReLU(True)]
+        for level in range(1, doublings):
+            layers += [nn.ConvTranspose2d(filters(level - 1), filters(level), 4, 2, 1,
+                                          bias=not batch_norm),
+                       norm(filters(level)), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(filters(doublings - 1), channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class DCGANCritic(nn.Module):
+    def __init__(self, channels: int, size: int, width: int, norm: str):
+        super().__init__()
+        base, doublings = upsampling_plan(size, "dcgan")
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        c = width
+        for _ in range(doublings - 1):
+            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), critic_norm(norm, 2 * c),
+                       nn.LeakyReLU(0.2, True)]
+            c *= 2
+        layers.append(nn.Conv2d(c, 1, base, 1, 0))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).flatten()
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation: N(0, 0.02) weights, N(1, 0.02) norm scales, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def image_shape(sample_shape: tuple[int, ...], model: str) -> tuple[int, int]:
+    """``(channels, side)`` of square image samples, or a ConfigError."""
+    if len(sample_shape) != 3 or sample_shape[1] != sample_shape[2]:
+        raise ConfigError(f"model {model} needs square images (C, H, W), but the data has "
+                          f"samples of shape {tuple(sample_shape)}; use --model mlp")
+    return sample_shape[0], sample_shape[1]
+
+
+@register_model("dcgan")
+def build_dcgan(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    channels, size = image_shape(sample_shape, "dcgan")
+    generator = DCGANGenerator(config.noise_dim, channels, size, config.width, config.batch_norm)
+    critic = DCGANCritic(channels, size, config.width, config.critic_norm)
+    dcgan_init(generator)
+    dcgan_init(critic)
+    return generator, critic

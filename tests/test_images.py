@@ -1,0 +1,305 @@
+"""Image data, image models, sample grids and the classifier metrics."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import linalg
+
+from conftest import TINY, assert_one_line_error, run_cli
+from wgan import Config
+from wgan.data import load_dataset
+from wgan.data.idx import read_idx
+from wgan.errors import ConfigError, DataError
+from wgan.metrics import classifier as clf
+from wgan.models import build_models
+
+# ---- IDX / MNIST -------------------------------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + \
+        array.astype(np.uint8).tobytes()
+
+
+def write_mnist(folder, n=40, size=28, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    for split in ("train", "t10k"):
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    return images, labels
+
+
+def test_idx_round_trip_gzip_and_raw(tmp_path):
+    images, labels = write_mnist(tmp_path / "m")
+    assert np.array_equal(read_idx(tmp_path / "m" / "train-images-idx3-ubyte.gz"), images)
+    raw = tmp_path / "raw-idx"
+    raw.write_bytes(idx_bytes(labels))
+    assert np.array_equal(read_idx(raw), labels)
+    data = load_dataset(Config(data="mnist", data_dir=str(tmp_path / "m")))
+    assert data.sample_shape == (1, 28, 28) and len(data) == 40
+    expected = torch.from_numpy(images[:, None].astype(np.float32)) / 127.5 - 1
+    assert torch.allclose(data.data, expected)
+    assert data.data.min() >= -1 and data.data.max() <= 1
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (lambda b: gzip.compress(b)[:-20], "corrupt or truncated gzip"),
+    (lambda b: gzip.compress(b[:-7]), "need"),
+    (lambda b: gzip.compress(b"\x00\x00\x09\x03" + b[4:]), "wrong IDX magic"),
+    (lambda b: gzip.compress(b[:2]), "too short"),
+    (lambda b: b"\x1f\x8b" + b"garbage" * 5, "corrupt or truncated gzip"),
+])
+def test_bad_idx_files(tmp_path, mutate, fragment):
+    write_mnist(tmp_path / "m")
+    good = idx_bytes(np.zeros((40, 28, 28), np.uint8))
+    (tmp_path / "m" / "train-images-idx3-ubyte.gz").write_bytes(mutate(good))
+    with pytest.raises(DataError, match=fragment):
+        load_dataset(Config(data="mnist", data_dir=str(tmp_path / "m")))
+    proc = run_cli("train", "--data", "mnist", "--data-dir", str(tmp_path / "m"), "--out",
+                   str(tmp_path / "run"), *TINY)
+    assert_one_line_error(proc, "train-images-idx3-ubyte.gz", fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_mnist_files_say_where_to_put_them(tmp_path, monkeypatch):
+    proc = run_cli("train", "--data", "fashion", "--data-dir", str(tmp_path), "--out",
+                   str(tmp_path / "run"), *TINY)
+    assert_one_line_error(proc, str(tmp_path), "train-images-idx3-ubyte.gz not found")
+    monkeypatch.setenv("WGAN_OFFLINE", "1")
+    monkeypatch.setenv("WGAN_DATA", str(tmp_path / "cache"))
+    proc = run_cli("train", "--data", "mnist", "--out", str(tmp_path / "run"), *TINY)
+    assert_one_line_error(proc, "train-images-idx3-ubyte.gz", str(tmp_path / "cache" / "mnist"),
+                          "--data-dir")
+
+
+def test_real_mnist_and_fashion(shared_data):
+    for name in ("mnist", "fashion"):
+        data = load_dataset(Config(data=name, data_dir=str(shared_data / name)))
+        assert len(data) == 60000 and data.sample_shape == (1, 28, 28)
+        assert torch.bincount(data.labels).min() == 5421 if name == "mnist" else 6000
+        assert data.data.min() == -1 and data.data.max() == 1
+    resized = load_dataset(Config(data="mnist", data_dir=str(shared_data / "mnist"), image_size=32))
+    assert resized.sample_shape == (1, 32, 32)
+
+
+def test_stacked_mnist_stacks_three_digits(shared_data):
+    data = load_dataset(Config(data="stacked-mnist", data_dir=str(shared_data / "mnist")))
+    x = data.sample(50, torch.Generator().manual_seed(0))
+    assert x.shape == (50, 3, 28, 28)
+    flat = data.data.flatten(1)
+    for sample in x[:5]:  # each channel is some MNIST digit
+        for channel in sample:
+            assert (flat == channel.flatten()).all(dim=1).any()
+
+
+def test_digits_need_no_files():
+    data = load_dataset(Config(data="digits"))
+    assert data.sample_shape == (1, 8, 8) and len(data) == 1797
+    assert data.data.min() == -1 and data.data.max() == 1
+    assert load_dataset(Config(data="digits", image_size=16)).sample_shape == (1, 16, 16)
+
+
+# ---- CIFAR-10 pickles --------------------------------------------------------------------------
+
+def write_cifar(folder, n=12):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, n)]
+    with open(folder / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"x"}, f)
+    return data, labels
+
+
+def test_cifar10_batches(tmp_path):
+    data, labels = write_cifar(tmp_path / "c")
+    ds = load_dataset(Config(data="cifar10", data_dir=str(tmp_path / "c")))
+    assert ds.sample_shape == (3, 32, 32) and ds.labels.tolist() == labels
+    first = torch.from_numpy(data[0].reshape(3, 32, 32).astype(np.float32)) / 127.5 - 1
+    assert torch.allclose(ds.data[0], first)
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED",))
+
+
+def test_cifar_pickle_that_runs_code_is_refused(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": _Exploit(), b"labels": []}))
+    proc = run_cli("train", "--data", "cifar10", "--data-dir", str(folder), "--out",
+                   str(tmp_path / "run"), *TINY, cwd=tmp_path)
+    assert_one_line_error(proc, "data_batch_1", "refusing to load")
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (b"", "corrupt or truncated"),
+    (b"not a pickle at all", "corrupt or truncated"),
+    (pickle.dumps([1, 2, 3]), "expected a dict"),
+    (pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]}), "N x 3072"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 11]}), "labels"),
+])
+def test_bad_cifar_batches(tmp_path, content, fragment):
+    (tmp_path / "data_batch_1").write_bytes(content)
+    with pytest.raises(DataError, match=fragment):
+        load_dataset(Config(data="cifar10", data_dir=str(tmp_path)))
+
+
+# ---- image folders -----------------------------------------------------------------------------
+
+def test_image_folder_recursive_resized_and_cropped(tmp_path):
+    folder = tmp_path / "pics"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(folder / "a.png")
+    Image.new("RGB", (20, 30), (0, 0, 255)).save(folder / "sub" / "b.jpg")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+    ds = load_dataset(Config(data=str(folder), image_size=16))
+    assert ds.data.shape == (2, 3, 16, 16)
+    assert torch.allclose(ds.data[0, 0], torch.ones(16, 16)) and (ds.data[0, 2] == -1).all()
+    Image.new("L", (16, 16), 128).save(folder / "sub" / "c.png")
+    assert load_dataset(Config(data=str(folder), image_size=8)).sample_shape == (3, 8, 8)
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    Image.new("L", (10, 10), 0).save(grey / "g.png")
+    assert load_dataset(Config(data=str(grey), image_size=8)).sample_shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("setup,fragment", [
+    (lambda d: None, "no images found"),
+    (lambda d: (d / "x.png").write_bytes(b""), "empty file"),
+    (lambda d: (d / "x.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg"), "not a readable image"),
+])
+def test_bad_image_folders(tmp_path, setup, fragment):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    setup(folder)
+    proc = run_cli("train", "--data", str(folder), "--out", str(tmp_path / "run"), *TINY)
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet", "mlp"])
+@pytest.mark.parametrize("size", [8, 28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_model_shapes(model, size, channels):
+    config = Config(data="x", model=model, width=8 if model != "mlp" else 32, depth=2,
+                    noise_dim=6).resolve()
+    generator, critic = build_models(config, (channels, size, size))
+    x = generator(torch.randn(3, 6))
+    assert x.shape == (3, channels, size, size)
+    assert x.abs().max() <= 1  # tanh output: pixels in [-1, 1]
+    assert critic(x).shape == (3,)
+
+
+def test_no_bn_generator_has_constant_filters_and_no_batch_norm():
+    config = Config(data="x", model="dcgan", batch_norm=False, width=16).resolve()
+    generator, critic = build_models(config, (3, 64, 64))
+    convs = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert {m.out_channels for m in convs[:-1]} == {16}
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in generator.modules())
+    bn = build_models(Config(data="x", model="dcgan", width=16).resolve(), (3, 64, 64))[0]
+    assert [m.out_channels for m in bn.modules() if isinstance(m, torch.nn.ConvTranspose2d)] == \
+        [128, 64, 32, 16, 3]
+    assert not any(isinstance(m, torch.nn.Sigmoid) for m in critic.modules())
+
+
+def test_bad_model_sizes_and_batch_norm_critic_with_penalty(tmp_path):
+    with pytest.raises(ConfigError, match="image side"):
+        build_models(Config(data="x", model="dcgan").resolve(), (1, 30, 30))
+    with pytest.raises(ConfigError, match="square images"):
+        build_models(Config(data="x", model="resnet").resolve(), (2,))
+    proc = run_cli("train", "--data", "digits", "--model", "dcgan", "--critic-norm", "batch",
+                   "--out", str(tmp_path / "run"), *TINY)
+    assert_one_line_error(proc, "batch norm", "--critic-norm layer")
+
+
+# ---- a real image run --------------------------------------------------------------------------
+
+def test_image_run_writes_grids_and_samples(tmp_path):
+    run = tmp_path / "run"
+    run_cli("train", "--data", "digits", "--model", "dcgan", "--image-size", "16", "--width", "8",
+            "--steps", "6", "--sample-every", "3", "--log-every", "3", "--batch-size", "16",
+            "--eval-samples", "100", "--threads", "1", "--no-bn", "--quiet", "--out", str(run),
+            check=True)
+    grids = sorted(p.name for p in (run / "plots").glob("samples-step-*.png"))
+    assert grids == ["samples-step-00000003.png", "samples-step-00000006.png"]
+    with Image.open(run / "plots" / "samples.png") as image:
+        assert image.mode == "L" and image.size == (8 * 18 + 2, 8 * 18 + 2)
+    assert list((run / "checkpoints").glob("*.safetensors"))
+    run_cli("sample", str(run), "--n", "10", "--out", str(tmp_path / "grid.png"), check=True)
+    run_cli("sample", str(run), "--n", "5", "--out", str(tmp_path / "each"), check=True)
+    files = sorted((tmp_path / "each").iterdir())
+    assert len(files) == 5
+    with Image.open(files[0]) as image:
+        assert image.size == (16, 16)
+    proc = run_cli("sample", str(run), "--n", "5", "--out", str(tmp_path / "each"))
+    assert_one_line_error(proc, "already exists", "--force")
+    run_cli("sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy"), check=True)
+    assert np.load(tmp_path / "s.npy").shape == (4, 1, 16, 16)
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+
+def test_frechet_distance_matches_direct_formula():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    s1, s2 = a @ a.T + np.eye(6), b @ b.T + np.eye(6)
+    m1, m2 = rng.normal(size=6), rng.normal(size=6)
+    # Direct: the W2 distance between Gaussians via S2^(1/2) S1 S2^(1/2) (symmetric form).
+    root2 = linalg.sqrtm(s2)
+    direct = np.sum((m1 - m2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(root2 @ s1 @ root2))
+    assert clf.frechet_distance(m1, s1, m2, s2) == pytest.approx(float(np.real(direct)), rel=1e-8)
+    # Diagonal covariances: closed form sum (sqrt(s1) - sqrt(s2))^2.
+    d1, d2 = np.diag([1.0, 4.0]), np.diag([9.0, 1.0])
+    assert clf.frechet_distance(np.zeros(2), d1, np.ones(2), d2) == pytest.approx(2 + 4 + 1)
+    assert clf.frechet_distance(m1, s1, m1, s1) == pytest.approx(0, abs=1e-6)
+
+
+def test_class_and_stacked_metrics_count_modes():
+    uniform = torch.arange(10).repeat(7)
+    assert clf.class_metrics(uniform) == {"classes_captured": 10, "classes_total": 10,
+                                          "class_kl": pytest.approx(0), "class_min_fraction": 0.1}
+    one = clf.class_metrics(torch.zeros(50, dtype=torch.long))
+    assert one["classes_captured"] == 1 and one["class_kl"] == pytest.approx(np.log(10))
+    assert clf.kl_from_uniform(np.array([1, 1, 0, 0])) == pytest.approx(np.log(2))
+
+
+def test_classifier_learns_and_feeds_the_metrics(shared_data, tmp_path):
+    from wgan.data.idx import load_idx_dataset
+    from wgan.data.images import to_unit_range
+
+    images, labels = load_idx_dataset("mnist", str(shared_data / "mnist"), "train")
+    test_images, test_labels = load_idx_dataset("mnist", str(shared_data / "mnist"), "test")
+    torch.set_num_threads(2)
+    model = clf.train_classifier(to_unit_range(images[:6000]), labels[:6000], epochs=3)
+    acc = clf.accuracy(model, to_unit_range(test_images[:2000]), test_labels[:2000])
+    assert acc > 0.9  # a quick 3-epoch, 6,000-digit model; the full one measures >= 99%
+    path = clf.save_classifier(model, tmp_path / "c.safetensors", acc)
+    loaded, stored = clf.load_classifier(path)
+    assert stored == pytest.approx(acc)
+    # Real digits stacked three at a time: one mode per triple of the true labels.
+    x = to_unit_range(test_images[:300])
+    stacked = torch.cat([x[:100], x[100:200], x[200:300]], dim=1)
+    metrics = clf.stacked_mnist_metrics(loaded, stacked)
+    truth = set((test_labels[:100] * 100 + test_labels[100:200] * 10 + test_labels[200:300]).tolist())
+    assert abs(metrics["stacked_modes"] - len(truth)) <= 10
+    real = to_unit_range(test_images[:1000])
+    assert clf.classifier_frechet(loaded, real[:500], real[500:]) < \
+        clf.classifier_frechet(loaded, real[:500], torch.rand(500, 1, 28, 28) * 2 - 1)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 30)
+    with pytest.raises(Exception, match="not a wgan MNIST classifier"):
+        clf.load_classifier(bad)
