@@ -133,6 +133,13 @@ class Config:
 
     # Running.
     device: str = _help("where to train: auto, cpu, cuda", default="auto")
+    channels_last: bool = _help("channels-last memory layout for image models (no effect on "
+                                "vectors)", default=True)
+    compile: bool = _help("torch.compile the networks (pays on long runs; the critic is not "
+                          "compiled under a gradient penalty, whose double backward does not "
+                          "compile)", default=False)
+    amp: str = _help("mixed precision on CUDA: none, or bf16 autocast (losses and penalty norms "
+                     "stay float32)", default="none")
     threads: int | None = _help("CPU threads for PyTorch (default: PyTorch's choice)",
                                 default=None)
     log_every: int = _help("generator steps between metric rows", default=100)
@@ -168,7 +175,8 @@ class Config:
     def _check_choices(self) -> None:
         choices = {"loss": LOSSES, "optimizer": OPTIMIZERS, "activation": ACTIVATIONS,
                    "lr_decay": LR_DECAYS, "device": DEVICES,
-                   "preset": ("auto", *PRESETS), "critic_norm": ("none", "layer", "batch")}
+                   "preset": ("auto", *PRESETS), "critic_norm": ("none", "layer", "batch"),
+                   "amp": ("none", "bf16")}
         for name, valid in choices.items():
             value = getattr(self, name)
             if value is not None and value not in valid:

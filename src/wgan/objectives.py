@@ -60,10 +60,16 @@ def gradient_penalty(
         epsilon = torch.rand(batch, device=real.device, dtype=real.dtype, generator=generator)
     epsilon = epsilon.reshape(batch, *([1] * (real.dim() - 1)))
     x_hat = torch.lerp(fake.detach(), real.detach(), epsilon).requires_grad_(True)
-    scores = critic(x_hat)
+    return penalty_at(x_hat, critic(x_hat), one_sided=one_sided)
+
+
+def penalty_at(x_hat: Tensor, scores: Tensor, one_sided: bool = False) -> Tensor:
+    """The penalty from the critic's ``scores`` at interpolates ``x_hat`` (which must require
+    grad). Lets a caller score ``x_hat`` inside a larger critic forward. Norms are taken in
+    float32 even under autocast."""
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
     # The small constant keeps the backward pass of the norm finite where the gradient is 0.
-    norms = torch.sqrt(grad.flatten(1).pow(2).sum(dim=1) + 1e-12)
+    norms = torch.sqrt(grad.float().flatten(1).pow(2).sum(dim=1) + 1e-12)
     excess = norms - 1.0
     if one_sided:
         excess = excess.clamp(min=0.0)
