@@ -11,6 +11,11 @@ import copy
 import pytest
 import torch
 
+from wgan import Config, Trainer
+from wgan.data import TensorDataset
+from wgan.data.images import ImageDataset
+from wgan.reference import ReferenceLoop
+
 
 @pytest.fixture(autouse=True)
 def float64():
@@ -18,11 +23,6 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
-
-from wgan import Config, Trainer
-from wgan.data import TensorDataset
-from wgan.data.images import ImageDataset
-from wgan.reference import ReferenceLoop
 
 
 def run_both(config, dataset, steps):

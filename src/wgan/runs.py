@@ -166,7 +166,9 @@ class RunDir:
         found = []
         for entry in self.checkpoint_dir.iterdir():
             match = _CHECKPOINT_NAME.match(entry.name)
-            if match and entry.is_file():
+            # A symlink could point outside the run directory: checkpoints are only ever
+            # regular files written here, so links are ignored.
+            if match and entry.is_file() and not entry.is_symlink():
                 found.append((int(match.group(1)), entry))
         return sorted(found)
 

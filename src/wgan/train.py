@@ -156,8 +156,8 @@ class Trainer:
         """One generator step preceded by its critic steps. Returns detached scalar tensors
         (not read back to the host, so the step never waits on the device)."""
         cfg, objective = self.config, self.objective
-        critic = self._compiled_critic or self.critic
-        generator = self._compiled_generator or self.generator
+        critic = self.critic if self._compiled_critic is None else self._compiled_critic
+        generator = self.generator if self._compiled_generator is None else self._compiled_generator
         factor = self.learning_rate_factor(self.step)
         for opt, lr in ((self.opt_critic, cfg.lr), (self.opt_generator, cfg.lr_generator)):
             for group in opt.param_groups:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,9 @@ def _read_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a numeric .npy array ({str(err).splitlines()[0]})") from None
     except (OSError, EOFError) as err:
         raise DataError(f"{path}: cannot read .npy file ({str(err).splitlines()[0]})") from None
+    except (SyntaxError, TypeError, KeyError, MemoryError, OverflowError, tokenize.TokenError) as err:
+        # a mangled header: NumPy parses it with ast.literal_eval
+        raise DataError(f"{path}: corrupt .npy header ({type(err).__name__})") from None
     if not isinstance(array, np.ndarray) or not (
             np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise DataError(f"{path}: .npy array must be numeric, got dtype {array.dtype}")

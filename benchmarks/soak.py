@@ -1,0 +1,54 @@
+"""Soak: a long run of a small model whose resident memory and step time must stay flat.
+
+Prints, every --every generator steps, the process RSS and the steps/s of the last window, and
+at the end the growth of RSS between the first and last quarter of the run.
+
+    python benchmarks/soak.py --steps 20000 --every 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+
+from wgan import Config, Trainer
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:  # current (not peak) resident set, Linux
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--every", type=int, default=1000)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    config = Config(data="ring8", loss="wgan-gp", steps=args.steps, width=64, depth=2,
+                    batch_size=64, noise_dim=2, threads=2, device=args.device)
+    trainer = Trainer(config, log=lambda m: None)
+    print(f"{'step':>7} {'RSS MiB':>8} {'steps/s':>8}", flush=True)
+    samples = []
+    start = time.perf_counter()
+    while trainer.step < args.steps:
+        for _ in range(args.every):
+            trainer.train_step()
+        now = time.perf_counter()
+        samples.append((trainer.step, rss_mib(), args.every / (now - start)))
+        start = now
+        print(f"{samples[-1][0]:>7} {samples[-1][1]:>8.1f} {samples[-1][2]:>8.1f}", flush=True)
+    q = max(1, len(samples) // 4)
+    first = sum(s[1] for s in samples[:q]) / q
+    last = sum(s[1] for s in samples[-q:]) / q
+    rate_first = sum(s[2] for s in samples[:q]) / q
+    rate_last = sum(s[2] for s in samples[-q:]) / q
+    print(f"RSS first quarter {first:.1f} MiB, last quarter {last:.1f} MiB "
+          f"({last - first:+.1f}); steps/s {rate_first:.1f} -> {rate_last:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
