@@ -39,7 +39,7 @@ def test_sample_and_eval(trained_run, tmp_path):
     result = json.loads(proc.stdout)
     assert result["step"] == 60 and result["w1_exact"] > 0 and result["modes_total"] == 8
     again = run_cli("sample", str(trained_run), "--n", "7", "--out", str(tmp_path / "s.csv"))
-    assert_one_line_error(again, "s.csv: file exists")
+    assert_one_line_error(again, "s.csv: already exists")
 
 
 def test_vector_file_end_to_end(tmp_path):
