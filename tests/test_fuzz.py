@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import pickle
-import struct
 import tempfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from conftest import idx_bytes
 from wgan import Config, RunDir
 from wgan.data.idx import read_idx
 from wgan.data.images import load_cifar10, load_image_folder
@@ -116,15 +116,10 @@ def test_npy_files(dtype, shape, special, byte_edits):
             assert out.ndim == 2 and np.isfinite(out).all()
 
 
-def _idx(shape, fill=7):
-    return struct.pack(">HBB", 0, 8, len(shape)) + struct.pack(f">{len(shape)}I", *shape) + \
-        bytes([fill]) * int(np.prod(shape))
-
-
 @FUZZ
 @given(st.lists(st.integers(0, 6), min_size=1, max_size=3), edits, st.booleans())
 def test_idx_files(shape, byte_edits, compress):
-    raw = _idx(shape)
+    raw = idx_bytes(np.full(shape, 7, np.uint8))
     data = mutate(gzip.compress(raw) if compress else raw, byte_edits)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x-idx3-ubyte.gz"

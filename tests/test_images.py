@@ -2,7 +2,6 @@
 
 import gzip
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 from PIL import Image
 from scipy import linalg
 
-from conftest import TINY, assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, idx_bytes, run_cli
 from wgan import Config
 from wgan.data import load_dataset
 from wgan.data.idx import read_idx
@@ -19,11 +18,6 @@ from wgan.metrics import classifier as clf
 from wgan.models import build_models
 
 # ---- IDX / MNIST -------------------------------------------------------------------------------
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + \
-        array.astype(np.uint8).tobytes()
 
 
 def write_mnist(folder, n=40, size=28, seed=0):

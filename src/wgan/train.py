@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from .config import Config
-from .data import Dataset, StoredShape, load_dataset
+from .data import Dataset, StoredShape, TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, RunDirError, TrainingDiverged
 from .metrics import mode_coverage, w1_exact
 from .models import build_models
@@ -103,6 +103,10 @@ class Trainer:
         if self._channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.critic.to(memory_format=torch.channels_last)
+            # Stored once in channels-last, so indexed batches come out in it without a copy
+            # per critic step (_layout then only checks).
+            if isinstance(self.data, TensorDataset) and self.data.data.dim() == 4:
+                self.data.data = self.data.data.contiguous(memory_format=torch.channels_last)
         if config.amp == "bf16" and self.device.type != "cuda":
             raise ConfigError("amp 'bf16' needs a CUDA device; use --amp none on CPU")
         self._compiled_generator = self._compiled_critic = None
