@@ -4,6 +4,7 @@ Prints, every --every generator steps, the process RSS and the steps/s of the la
 at the end the growth of RSS between the first and last quarter of the run.
 
     python benchmarks/soak.py --steps 20000 --every 1000
+    python benchmarks/soak.py --data digits --model dcgan --steps 10000   # images, CPU allocator
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--every", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default="ring8")
+    parser.add_argument("--model", default="mlp", choices=("mlp", "dcgan"))
     args = parser.parse_args(argv)
-    config = Config(data="ring8", loss="wgan-gp", steps=args.steps, width=64, depth=2,
-                    batch_size=64, noise_dim=2, threads=2, device=args.device)
+    shape = dict(depth=2, noise_dim=2) if args.model == "mlp" else dict(noise_dim=16)
+    config = Config(data=args.data, model=args.model, loss="wgan-gp", steps=args.steps,
+                    width=64 if args.model == "mlp" else 16, batch_size=64, threads=2,
+                    device=args.device, **shape)
     trainer = Trainer(config, log=lambda m: None)
     print(f"{'step':>7} {'RSS MiB':>8} {'steps/s':>8}", flush=True)
     samples = []

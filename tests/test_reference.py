@@ -86,3 +86,28 @@ def test_reference_differs_when_the_algorithm_differs():
         reference.step()
     with pytest.raises(AssertionError):
         assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+def test_conv_penalty_trainer_matches_reference(model):
+    """The fast penalty's custom layers (wgan.models.layers) against the stock ones."""
+    torch.manual_seed(0)
+    images = torch.rand(256, 1, 16, 16) * 2 - 1
+    config = Config(data="imgs", loss="wgan-gp", model=model, width=8, noise_dim=8,
+                    batch_size=16, steps=4, seed=2, critic_boost=False)
+    trainer, reference = run_both(config, ImageDataset("imgs", images), 4)
+    assert trainer.config.fast_penalty
+    assert_same_weights(trainer.generator, reference.generator, rtol=1e-7, atol=1e-9)
+    assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)
+
+
+def test_compiled_trainer_matches_reference():
+    """--compile (generator and, with clipping, the critic) on CPU computes the same thing."""
+    torch.manual_seed(0)
+    points = torch.randn(512, 2)
+    config = Config(data="points", loss="wgan", preset="none", width=32, depth=2, noise_dim=4,
+                    batch_size=64, steps=5, seed=3, critic_boost=False, compile=True)
+    trainer, reference = run_both(config, TensorDataset("points", points), 5)
+    assert trainer._compiled_critic is not None and trainer._compiled_generator is not None
+    assert_same_weights(trainer.generator, reference.generator, rtol=1e-7, atol=1e-9)
+    assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)

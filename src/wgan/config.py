@@ -138,6 +138,12 @@ class Config:
     compile: bool = _help("torch.compile the networks (pays on long runs; the critic is not "
                           "compiled under a gradient penalty, whose double backward does not "
                           "compile)", default=False)
+    fast_penalty: bool = _help("in the penalty's forward pass, let autograd skip second "
+                               "derivatives that are exactly zero (critic ReLU, LeakyReLU, "
+                               "average pooling, convolution inputs); same gradients, fewer "
+                               "FLOPs (see wgan.models.layers)", default=True)
+    tune_malloc: bool = _help("on CPU, keep freed memory in glibc's heap so activations are not "
+                              "page-faulted in again every step (process-wide)", default=True)
     amp: str = _help("mixed precision on CUDA: none, or bf16 autocast (losses and penalty norms "
                      "stay float32)", default="none")
     threads: int | None = _help("CPU threads for PyTorch (default: PyTorch's choice)",

@@ -26,6 +26,7 @@ from .data import Dataset, StoredShape, TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, RunDirError, TrainingDiverged
 from .metrics import mode_coverage, w1_exact
 from .models import build_models
+from .models.layers import penalty_forward
 from .objectives import clip_weights, get_objective, gradient_penalty
 from .runs import RunDir
 
@@ -42,6 +43,29 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available")
     return torch.device(name)
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory in glibc's heap instead of returning it to the system.
+
+    A training step frees and reallocates the same large activation buffers every iteration;
+    by default glibc serves big blocks with ``mmap`` and unmaps them on free, so every step
+    page-faults its activations in again (measured: 6-7% of a DCGAN-32 step on 2 CPU cores).
+    Process-wide and only effective with glibc; returns whether it was applied. Turned off by
+    ``Config.tune_malloc = False`` (``--no-tune-malloc``)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform != "linux" or not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold,
+                                                                       2**31 - 1))
+    except (OSError, AttributeError):  # not glibc
+        return False
 
 
 def ema_with_warmup(decay: float) -> Callable[..., None]:
@@ -79,6 +103,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
+        if config.tune_malloc and self.device.type == "cpu":
+            tune_cpu_allocator()
         torch.manual_seed(config.seed)  # weight initialisation
         self.data = (dataset or load_dataset(config)).to(self.device)
         self.generator, self.critic = build_models(config, self.data.sample_shape)
@@ -113,6 +139,11 @@ class Trainer:
         if config.compile:
             # Compiled modules share parameters with the originals, so optimizers, checkpoints
             # and EMA keep working on self.generator / self.critic.
+            # A graph that fails to compile (it happened inside Inductor with torch 2.11 on
+            # CUDA) then runs eagerly, with PyTorch's warning, instead of ending the run.
+            from torch._dynamo import config as dynamo_config
+
+            dynamo_config.suppress_errors = True
             self._compiled_generator = torch.compile(self.generator)
             self._compiled_critic = None if self.objective.constraint.endswith("penalty") \
                 else torch.compile(self.critic)  # double backward does not compile
@@ -127,12 +158,15 @@ class Trainer:
     # ---- construction helpers ----------------------------------------------------------------
 
     def _make_optimizer(self, params: Any, lr: float) -> torch.optim.Optimizer:
+        # Fused kernels where PyTorch has them (Adam, SGD: one pass over each tensor; measured
+        # 1.07x on the CPU MLP step), else foreach (RMSprop has no fused kernel).
         name = self.config.optimizer
+        fused = self.device.type in ("cpu", "cuda")
         if name == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=self.config.betas, foreach=True)
+            return torch.optim.Adam(params, lr=lr, betas=self.config.betas, fused=fused)
         if name == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr, foreach=True)
-        return torch.optim.SGD(params, lr=lr, foreach=True)
+        return torch.optim.SGD(params, lr=lr, fused=fused)
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -185,8 +219,9 @@ class Trainer:
                 if uses_penalty:
                     # Its own forward: inside the joint one, the double backward would run
                     # over all 3B rows instead of B (measured 1.3x slower).
-                    penalty = gradient_penalty(critic, real, fake, generator=self.rng,
-                                               one_sided=one_sided)
+                    with penalty_forward(cfg.fast_penalty):
+                        penalty = gradient_penalty(critic, real, fake, generator=self.rng,
+                                                   one_sided=one_sided)
                 critic_loss = objective.critic_loss(real_scores, fake_scores)
                 loss = critic_loss + cfg.gp_lambda * penalty if uses_penalty else critic_loss
             self.opt_critic.zero_grad(set_to_none=True)
@@ -405,8 +440,9 @@ class Trainer:
         """Reopen a run directory at its newest valid checkpoint to continue training.
         ``overrides`` may change only settings that leave the math alone (total steps, device,
         threads, logging and checkpoint intervals)."""
-        allowed = {"steps", "device", "threads", "log_every", "checkpoint_every", "channels_last", "compile",
-                   "keep_checkpoints", "sample_every", "eval_samples"}
+        allowed = {"steps", "device", "threads", "log_every", "checkpoint_every", "channels_last",
+                   "compile", "fast_penalty", "tune_malloc", "keep_checkpoints", "sample_every",
+                   "eval_samples"}
         bad = sorted(set(overrides) - allowed)
         if bad:
             raise ConfigError(f"cannot change {', '.join(bad)} when resuming; only "

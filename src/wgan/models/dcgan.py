@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..config import Config
 from ..errors import ConfigError
 from . import register_model
+from .layers import Conv2d, LeakyReLU
 
 
 def upsampling_plan(size: int, model: str) -> tuple[int, int]:
@@ -68,13 +69,13 @@ class DCGANCritic(nn.Module):
     def __init__(self, channels: int, size: int, width: int, norm: str):
         super().__init__()
         base, doublings = upsampling_plan(size, "dcgan")
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [Conv2d(channels, width, 4, 2, 1), LeakyReLU(0.2, True)]
         c = width
         for _ in range(doublings - 1):
-            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), critic_norm(norm, 2 * c),
-                       nn.LeakyReLU(0.2, True)]
+            layers += [Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), critic_norm(norm, 2 * c),
+                       LeakyReLU(0.2, True)]
             c *= 2
-        layers.append(nn.Conv2d(c, 1, base, 1, 0))
+        layers.append(Conv2d(c, 1, base, 1, 0))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

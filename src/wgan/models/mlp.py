@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..config import Config
 from . import register_model
+from .layers import LeakyReLU
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -18,14 +19,19 @@ _ACTIVATIONS = {
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
 }
+# Critics get the piecewise-linear layers of .layers (same values and gradients; cheaper to
+# differentiate twice under a gradient penalty).
+_CRITIC_ACTIVATIONS = {**_ACTIVATIONS, "relu": LeakyReLU, "leaky_relu": lambda: LeakyReLU(0.2)}
 
 
-def mlp(in_features: int, out_features: int, width: int, depth: int, activation: str) -> nn.Sequential:
+def mlp(in_features: int, out_features: int, width: int, depth: int, activation: str,
+        critic: bool = False) -> nn.Sequential:
     """``depth`` hidden layers of ``width`` units with ``activation``, then a linear output."""
+    activations = _CRITIC_ACTIVATIONS if critic else _ACTIVATIONS
     layers: list[nn.Module] = []
     features = in_features
     for _ in range(depth):
-        layers += [nn.Linear(features, width), _ACTIVATIONS[activation]()]
+        layers += [nn.Linear(features, width), activations[activation]()]
         features = width
     layers.append(nn.Linear(features, out_features))
     return nn.Sequential(*layers)
@@ -53,7 +59,7 @@ class MLPCritic(nn.Module):
 
     def __init__(self, sample_shape: tuple[int, ...], width: int, depth: int, activation: str):
         super().__init__()
-        self.net = mlp(math.prod(sample_shape), 1, width, depth, activation)
+        self.net = mlp(math.prod(sample_shape), 1, width, depth, activation, critic=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1)).squeeze(1)

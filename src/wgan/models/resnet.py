@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..config import Config
 from . import register_model
 from .dcgan import critic_norm, image_shape, upsampling_plan
+from .layers import Conv2d, avg_pool2x2, leaky_relu
 
 
 class UpBlock(nn.Module):
@@ -39,17 +40,17 @@ class DownBlock(nn.Module):
         self.first, self.down = first, down
         self.norm1 = nn.Identity() if first else critic_norm(norm, c_in)
         self.norm2 = critic_norm(norm, c_out)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
-        self.shortcut = nn.Conv2d(c_in, c_out, 1) if (c_in != c_out or down) else nn.Identity()
+        self.conv1 = Conv2d(c_in, c_out, 3, 1, 1)
+        self.conv2 = Conv2d(c_out, c_out, 3, 1, 1)
+        self.shortcut = Conv2d(c_in, c_out, 1) if (c_in != c_out or down) else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x if self.first else F.relu(self.norm1(x))
-        h = self.conv2(F.relu(self.norm2(self.conv1(h))))
+        h = x if self.first else leaky_relu(self.norm1(x))
+        h = self.conv2(leaky_relu(self.norm2(self.conv1(h))))
         skip = x
         if self.down:
-            h = F.avg_pool2d(h, 2)
-            skip = F.avg_pool2d(skip, 2)
+            h = avg_pool2x2(h)
+            skip = avg_pool2x2(skip)
         return h + self.shortcut(skip)
 
 
@@ -80,7 +81,7 @@ class ResNetCritic(nn.Module):
         self.linear = nn.Linear(width, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.relu(self.blocks(x)).mean(dim=(2, 3))
+        h = leaky_relu(self.blocks(x)).mean(dim=(2, 3))
         return self.linear(h).squeeze(1)
 
 

@@ -1,0 +1,146 @@
+"""Critic layers that tell autograd which second derivatives are zero, for the gradient penalty.
+
+The gradient penalty differentiates the critic twice: a first-order pass (``create_graph=True``)
+gives ``grad_x f(x_hat)``, and minimising the penalty differentiates that pass again. For a critic
+built from convolutions, linear layers, ReLU/LeakyReLU and average pooling, the first-order
+gradient depends on the forward activations only through the activations' constant slopes. Yet
+PyTorch's built-in backward formulas return a *zero tensor* as the derivative of their backward
+with respect to the forward input (``zeros_like`` in ``derivatives.yaml`` for the activations; the
+same for the input of a convolution's backward), and autograd then runs the forward pass's whole
+backward -- every matrix multiply and convolution -- on those zeros. For the WGAN-GP MLP critic
+that is 4 of the 28 ``512x512`` matrix multiplies of a critic step.
+
+Inside :func:`penalty_forward` the layers here compute the same values and the same gradients
+bit for bit (they call the same ATen kernels), but build their backward from the incoming
+gradient, the weights and saved *detached* tensors, so autograd knows those derivatives are zero
+and skips the work. :class:`Conv2d` goes further: while a graph is being built (the penalty's
+first-order pass, which asks for the input's gradient only) it skips the weight gradient. So a
+forward inside :func:`penalty_forward` is meant for exactly what the penalty does: a first-order
+gradient with respect to the input, built with ``create_graph=True``, then one backward through
+it. Outside the context the layers are the stock ops. The Trainer uses the context around the
+penalty's forward pass (``--no-fast-penalty`` turns it off); generators keep the stock layers.
+``tests/test_layers.py`` checks values, gradients and the penalty's weight gradients against the
+stock ops for every critic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class _LeakyReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, slope: float) -> Tensor:
+        y = F.relu(x) if slope == 0.0 else F.leaky_relu(x, slope)
+        # Saved detached: the backward below is then differentiable in ``grad`` only, and the
+        # sign of ``y`` (the sign of ``x``) is a constant of the backward graph.
+        ctx.save_for_backward(y.detach())
+        ctx.slope = slope
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (y,) = ctx.saved_tensors
+        if ctx.slope == 0.0:
+            return torch.ops.aten.threshold_backward(grad, y, 0), None
+        return torch.ops.aten.leaky_relu_backward(grad, y, ctx.slope, True), None
+
+
+class _AvgPool2x2(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.odd = (x.shape[-2] % 2, x.shape[-1] % 2)
+        return F.avg_pool2d(x, 2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        # Each input pixel of a 2x2 window receives a quarter of its output's gradient; an odd
+        # last row or column (dropped by the pooling) receives zero.
+        spread = F.interpolate(grad, scale_factor=2, mode="nearest") * 0.25
+        if any(ctx.odd):
+            spread = F.pad(spread, (0, ctx.odd[1], 0, ctx.odd[0]))
+        return spread
+
+
+class _Conv2d(torch.autograd.Function):
+    """``F.conv2d`` whose backward, while a graph is being built (the penalty's first-order pass,
+    ``create_graph=True``), returns the input gradient only, computed from the incoming gradient
+    and the weight -- not from the saved input, so its own derivative needs no zero tensor for
+    it. Without a graph (the final backward) it returns every gradient, as the stock op does."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation,
+                groups) -> Tensor:
+        ctx.save_for_backward(x.detach(), weight)
+        ctx.has_bias = bias is not None
+        ctx.conv = (stride, padding, dilation, groups)
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        first_order_only = torch.is_grad_enabled()
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1] and not first_order_only,
+                ctx.has_bias and ctx.needs_input_grad[2] and not first_order_only]
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, stride, padding,
+            dilation, False, [0, 0], groups, mask)
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+_active = False  # set by penalty_forward(); the stock ops otherwise
+
+
+@contextmanager
+def penalty_forward(enabled: bool = True) -> Iterator[None]:
+    """Within this context the layers of this module use the backward described in the module
+    docstring. Not thread-safe: it sets a module flag."""
+    global _active
+    before, _active = _active, enabled
+    try:
+        yield
+    finally:
+        _active = before
+
+
+def leaky_relu(x: Tensor, slope: float = 0.0, inplace: bool = False) -> Tensor:
+    """``F.leaky_relu(x, slope)`` (``F.relu`` for ``slope=0``); see :func:`penalty_forward`.
+    ``inplace`` applies to the stock path only."""
+    if _active:
+        return _LeakyReLU.apply(x, slope)
+    return F.relu(x, inplace) if slope == 0.0 else F.leaky_relu(x, slope, inplace)
+
+
+def avg_pool2x2(x: Tensor) -> Tensor:
+    """``F.avg_pool2d(x, 2)``; see :func:`penalty_forward`."""
+    return _AvgPool2x2.apply(x) if _active else F.avg_pool2d(x, 2)
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (zero padding only) for critics; see :func:`penalty_forward`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if _active and self.padding_mode == "zeros" and isinstance(self.padding, tuple):
+            return _Conv2d.apply(x, self.weight, self.bias, self.stride, self.padding,
+                                 self.dilation, self.groups)
+        return super().forward(x)
+
+
+class LeakyReLU(nn.Module):
+    """``nn.LeakyReLU`` (``nn.ReLU`` for ``slope=0``) for critics; see the module docstring."""
+
+    def __init__(self, slope: float = 0.0, inplace: bool = False):
+        super().__init__()
+        self.slope, self.inplace = float(slope), inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return leaky_relu(x, self.slope, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}" + (", inplace=True" if self.inplace else "")
