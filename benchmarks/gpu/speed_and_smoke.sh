@@ -11,3 +11,5 @@ for amp in none bf16; do
   python3 benchmarks/speed.py --device cuda --amp $amp --warmup 5 --steps 20 --rounds 3 --json $OUT/speed.jsonl 2>&1 | grep -v "^ "
 done
 python3 benchmarks/speed.py --device cuda --configs dcgan32 dcgan64 --compile --warmup 5 --steps 20 --rounds 3 --json $OUT/speed.jsonl 2>&1 | grep -v "^ " | tail -5
+# The fast penalty's effect alone (the Trainer with the stock layers against the reference).
+python3 benchmarks/speed.py --device cuda --configs mnist-gp resnet mlp --no-fast-penalty --warmup 5 --steps 20 --rounds 3 --json $OUT/speed.jsonl 2>&1 | grep -v "^ "

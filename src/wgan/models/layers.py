@@ -7,11 +7,13 @@ gradient depends on the forward activations only through the activations' consta
 PyTorch's built-in backward formulas return a *zero tensor* as the derivative of their backward
 with respect to the forward input (``zeros_like`` in ``derivatives.yaml`` for the activations; the
 same for the input of a convolution's backward), and autograd then runs the forward pass's whole
-backward -- every matrix multiply and convolution -- on those zeros. For the WGAN-GP MLP critic
-that is 4 of the 28 ``512x512`` matrix multiplies of a critic step.
+backward -- every matrix multiply and convolution -- on those zeros: 14% of the FLOPs of a
+WGAN-GP training step for the 3x512 MLP and the MNIST DCGAN, 13% for the ResNet
+(``benchmarks/RESULTS.md``).
 
 Inside :func:`penalty_forward` the layers here compute the same values and the same gradients
-bit for bit (they call the same ATen kernels), but build their backward from the incoming
+(they call the same ATen kernels; only the order in which gradient contributions are summed may
+differ), but build their backward from the incoming
 gradient, the weights and saved *detached* tensors, so autograd knows those derivatives are zero
 and skips the work. :class:`Conv2d` goes further: while a graph is being built (the penalty's
 first-order pass, which asks for the input's gradient only) it skips the weight gradient. So a
