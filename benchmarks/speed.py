@@ -87,12 +87,6 @@ class _Flops(TorchDispatchMode):
         return out
 
 
-def flops_per_step(trainer: Trainer) -> float:
-    with _Flops() as counter:
-        trainer.train_step()
-    return counter.total
-
-
 def ceilings(repeats: int = 10) -> dict[str, float]:
     """GFLOP/s of a 1024^3 matmul and of a DCGAN-like convolution's forward + backward."""
     def rate(fn, flops):
@@ -188,6 +182,12 @@ def time_to_quality(budget: float, threads: int | None) -> dict:
                    target=(25, 0.95), overrides=overrides)
 
 
+def append_json(path: str | None, row: dict) -> None:
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
@@ -223,9 +223,7 @@ def main(argv=None) -> int:
               f"{r['reference_gflop_per_step']:>10.1f}/{r['trainer_gflop_per_step']:<10.1f} "
               f"{r['reference_gflops']:>9.1f}/{r['trainer_gflops']:<10.1f} "
               f"{r['trainer_equivalent_gflops']:>14.1f}  {json.dumps(r['peak_mib'])}", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(r) + "\n")
+        append_json(args.json, r)
     if args.time_to_quality:
         q = time_to_quality(args.time_to_quality, args.threads)
         reached = (f"{q['time_to_target']:.1f} s" if q["time_to_target"] is not None
@@ -235,9 +233,7 @@ def main(argv=None) -> int:
               f"{q['time_to_all_modes'] if q['time_to_all_modes'] is not None else '-'} s; at "
               f"the end ({q['steps']} steps): {q['modes_captured']}/{q['modes_total']} modes, "
               f"{q['high_quality_fraction']:.1%} high quality", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps({"time_to_quality": q}) + "\n")
+        append_json(args.json, {"time_to_quality": q})
     return 0
 
 

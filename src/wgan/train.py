@@ -50,7 +50,7 @@ def tune_cpu_allocator() -> bool:
 
     A training step frees and reallocates the same large activation buffers every iteration;
     by default glibc serves big blocks with ``mmap`` and unmaps them on free, so every step
-    page-faults its activations in again (measured: 6-7% of a DCGAN-32 step on 2 CPU cores).
+    page-faults its activations in again (measured: +4-8% on a DCGAN-32 step, 2 CPU cores).
     Process-wide and only effective with glibc; returns whether it was applied. Turned off by
     ``Config.tune_malloc = False`` (``--no-tune-malloc``)."""
     import ctypes
