@@ -1,4 +1,4 @@
-"""The piecewise-linear critic layers (wgan.models.layers): same values and gradients as the stock
+"""The fast-penalty critic layers (wgan.models.layers): same values and gradients as the stock
 PyTorch ops, including the penalty's second-order gradients, with less work in the double
 backward."""
 
@@ -27,10 +27,10 @@ class CountFlops(TorchDispatchMode):
         return out
 
 
-def penalty_gradients(critic, real, fake, epsilon, piecewise):
+def penalty_gradients(critic, real, fake, epsilon, fast):
     critic.zero_grad(set_to_none=True)
     with CountFlops() as flops:
-        with penalty_forward(piecewise):
+        with penalty_forward(fast):
             penalty = gradient_penalty(critic, real, fake, epsilon=epsilon)
         scores = critic(torch.cat([real, fake]))
         loss = scores[len(real):].mean() - scores[:len(real)].mean() + 10 * penalty
@@ -56,8 +56,8 @@ def test_penalty_gradients_identical_and_cheaper(name):
     critic.double()
     real, fake = torch.randn(6, *shape).double(), torch.randn(6, *shape).double()
     epsilon = torch.rand(6).double()
-    stock, stock_flops = penalty_gradients(critic, real, fake, epsilon, piecewise=False)
-    fast, fast_flops = penalty_gradients(critic, real, fake, epsilon, piecewise=True)
+    stock, stock_flops = penalty_gradients(critic, real, fake, epsilon, fast=False)
+    fast, fast_flops = penalty_gradients(critic, real, fake, epsilon, fast=True)
     assert len(stock) == len(fast)
     for a, b in zip(stock, fast):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)

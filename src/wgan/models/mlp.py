@@ -19,7 +19,7 @@ _ACTIVATIONS = {
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
 }
-# Critics get the piecewise-linear layers of .layers (same values and gradients; cheaper to
+# Critics get the fast-penalty layers of .layers (same values and gradients; cheaper to
 # differentiate twice under a gradient penalty).
 _CRITIC_ACTIVATIONS = {**_ACTIVATIONS, "relu": LeakyReLU, "leaky_relu": lambda: LeakyReLU(0.2)}
 
