@@ -14,12 +14,31 @@ import resource
 import sys
 import time
 
-from wgan import Config, Trainer
+from wgan import Callback, Config, Trainer
+from wgan.runtime import configure_process
 
 
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:  # current (not peak) resident set, Linux
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class MemoryWatch(Callback):
+    """Every ``every`` steps: the step, the resident set and the window's steps/s."""
+
+    def __init__(self, every: int):
+        self.every, self.samples = every, []
+
+    def on_fit_start(self, trainer, total) -> None:
+        self.start = time.perf_counter()
+
+    def on_step_end(self, trainer, losses) -> None:
+        if trainer.step % self.every == 0:
+            now = time.perf_counter()
+            self.samples.append((trainer.step, rss_mib(), self.every / (now - self.start)))
+            self.start = now
+            step, rss, rate = self.samples[-1]
+            print(f"{step:>7} {rss:>8.1f} {rate:>8.1f}", flush=True)
 
 
 def main(argv=None) -> int:
@@ -34,17 +53,12 @@ def main(argv=None) -> int:
     config = Config(data=args.data, model=args.model, loss="wgan-gp", steps=args.steps,
                     width=64 if args.model == "mlp" else 16, batch_size=64, threads=2,
                     device=args.device, **shape)
+    configure_process(config)  # threads and the CPU allocator, as the wgan command applies them
     trainer = Trainer(config, log=lambda m: None)
     print(f"{'step':>7} {'RSS MiB':>8} {'steps/s':>8}", flush=True)
-    samples = []
-    start = time.perf_counter()
-    while trainer.step < args.steps:
-        for _ in range(args.every):
-            trainer.train_step()
-        now = time.perf_counter()
-        samples.append((trainer.step, rss_mib(), args.every / (now - start)))
-        start = now
-        print(f"{samples[-1][0]:>7} {samples[-1][1]:>8.1f} {samples[-1][2]:>8.1f}", flush=True)
+    watch = MemoryWatch(args.every)
+    trainer.fit(callbacks=[watch], progress=False)
+    samples = watch.samples
     q = max(1, len(samples) // 4)
     first = sum(s[1] for s in samples[:q]) / q
     last = sum(s[1] for s in samples[-q:]) / q

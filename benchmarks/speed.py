@@ -37,6 +37,7 @@ from wgan import Config, Trainer
 from wgan.data import TensorDataset
 from wgan.data.images import ImageDataset
 from wgan.reference import ReferenceLoop
+from wgan.runtime import configure_process
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -121,37 +122,38 @@ def bench(name: str, args) -> dict:
                     fast_penalty=not args.no_fast_penalty,
                     channels_last=not args.no_channels_last, **settings)
     trainer = Trainer(config, dataset=dataset, log=lambda m: None)
+    configure_process(trainer.config)  # threads and the CPU allocator, as the wgan command does
     device = trainer.device
     generator = copy.deepcopy(trainer.generator).to(memory_format=torch.contiguous_format)
     critic = copy.deepcopy(trainer.critic).to(memory_format=torch.contiguous_format)
     reference = ReferenceLoop(trainer.config, generator, critic, dataset.data.cpu(), device=device)
-    loops = {"reference": reference.step, "trainer": trainer.train_step}
+    # k generator steps of each: the reference's plain loop, and the Trainer's own fit() loop
+    # (nothing written, no progress bar).
+    loops = {"reference": lambda k: [reference.step() for _ in range(k)],
+             "trainer": lambda k: trainer.fit(trainer.step + k, progress=False, defaults=False)}
     seconds = {k: 0.0 for k in loops}
     flops = {"reference": float("nan"), "trainer": float("nan")}
     peak = {}
     for key, step in loops.items():  # warm-up (and compilation, timed separately)
         start = time.perf_counter()
-        for _ in range(args.warmup):
-            step()
+        step(args.warmup)
         sync(device)
         seconds[key + "_warmup"] = time.perf_counter() - start
         if not (args.compile and key == "trainer"):  # compiled code bypasses dispatch modes
             with _Flops() as counter:
-                step()
+                step(1)
             flops[key] = counter.total
     for key, step in loops.items():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-            for _ in range(2):
-                step()
+            step(2)
             sync(device)
             peak[key] = torch.cuda.max_memory_allocated() / 2**20
     for _ in range(args.rounds):
         for key, step in loops.items():
             sync(device)
             start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
+            step(args.steps)
             sync(device)
             seconds[key] += time.perf_counter() - start
     total = args.rounds * args.steps

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from wgan import Config, Trainer
+from wgan import Callback, Config, StopTraining, Trainer
 from wgan.metrics import mode_coverage
 
 
@@ -38,28 +38,44 @@ def parse_value(text: str):
     return text
 
 
+class QualityWatch(Callback):
+    """Every ``every`` steps (the time spent checking not counted): mode coverage of 2,500
+    samples, the first time all modes and the target are reached; stops at ``budget`` seconds
+    of training."""
+
+    def __init__(self, every: int, budget: float, target_hq: float):
+        self.every, self.budget, self.target_hq = every, budget, target_hq
+        self.train_time, self.time_to_target, self.time_to_all_modes = 0.0, None, None
+
+    def on_fit_start(self, trainer, total) -> None:
+        self.start = time.perf_counter()
+
+    def on_step_end(self, trainer, losses) -> None:
+        if trainer.step % self.every:
+            return
+        self.train_time += time.perf_counter() - self.start
+        if self.time_to_target is None:
+            modes = trainer.data.modes
+            cov = mode_coverage(trainer.sample(2500, seed=99), modes.centres, modes.std)
+            if cov.modes_captured == cov.modes_total and self.time_to_all_modes is None:
+                self.time_to_all_modes = round(self.train_time, 1)
+            if cov.modes_captured == cov.modes_total and cov.high_quality_fraction >= self.target_hq:
+                self.time_to_target = self.train_time
+        if self.train_time >= self.budget:
+            raise StopTraining
+        self.start = time.perf_counter()
+
+
 def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_every: int,
             target: tuple[float, float], overrides: dict) -> dict:
     config = Config(data=data, loss=loss, seed=seed, steps=steps, **overrides)
     trainer = Trainer(config, log=lambda m: None)
-    modes = trainer.data.modes
-    train_time, time_to_target, time_to_all_modes = 0.0, None, None
-    steps = trainer.config.steps
-    while trainer.step < steps and train_time < budget:
-        start = time.perf_counter()
-        for _ in range(check_every):
-            trainer.train_step()
-        train_time += time.perf_counter() - start
-        if time_to_target is None:
-            cov = mode_coverage(trainer.sample(2500, seed=99), modes.centres, modes.std)
-            if cov.modes_captured == cov.modes_total and time_to_all_modes is None:
-                time_to_all_modes = round(train_time, 1)
-            if cov.modes_captured == cov.modes_total and cov.high_quality_fraction >= target[1]:
-                time_to_target = train_time
+    watch = QualityWatch(check_every, budget, target[1])
+    trainer.fit(callbacks=[watch], progress=False)
     results = trainer.evaluate()
     return {"loss": loss, "data": data, "seed": seed, "steps": trainer.step,
-            "seconds": round(train_time, 1), "time_to_target": time_to_target,
-            "time_to_all_modes": time_to_all_modes,
+            "seconds": round(watch.train_time, 1), "time_to_target": watch.time_to_target,
+            "time_to_all_modes": watch.time_to_all_modes,
             **{k: results[k] for k in ("modes_captured", "modes_total", "high_quality_fraction",
                                        "modes_with_20", "w1_exact", "w1_floor", "w1_ratio")}}
 

@@ -41,13 +41,23 @@ def test_vector_files_csv_with_header_and_npy(tmp_path):
     csv_path.write_text("a,b,c\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
     npy_path = tmp_path / "v.npy"
     np.save(npy_path, rows)
+    held = []
     for path in (csv_path, npy_path):
         data = VectorDataset(path)
         assert data.sample_shape == (3,)
+        # standardised on the training rows; 10% of the rows (5) held out for evaluation
+        assert len(data) == 45 and len(data.held_out) == 5
         assert torch.allclose(data.data.mean(0), torch.zeros(3), atol=1e-5)
         assert torch.allclose(data.data.std(0), torch.ones(3), atol=1e-5)
-        back = data.to_data_units(data.data)
-        assert np.allclose(back.numpy(), rows, rtol=1e-4, atol=1e-3)
+        back = data.to_data_units(torch.cat([data.data, data.held_out])).numpy()
+        order = np.lexsort(back.T)
+        assert np.allclose(back[order], rows[np.lexsort(rows.T)], rtol=1e-4, atol=1e-3)
+        held.append(data.to_data_units(data.held_out))
+    # the same rows are held out every time the file is read (resume, eval)
+    assert torch.allclose(held[0], held[1], rtol=1e-5, atol=1e-4)
+    reference, other = VectorDataset(npy_path).reference_samples(100, torch.Generator())
+    assert len(reference) == len(other) == 5  # as many as the held-out rows
+    assert torch.equal(reference.sort(0).values, VectorDataset(npy_path).held_out.sort(0).values)
 
 
 @pytest.mark.parametrize("name,content,fragment", [

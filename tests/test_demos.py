@@ -45,8 +45,10 @@ def test_parallel_lines(tmp_path):
 def test_optimal_discriminator(tmp_path):
     out = run_demo("optimal-d", tmp_path, quick=True)
     assert out["v_star"] == pytest.approx(out["two_js_minus_two_log2"], abs=1e-6)
-    assert out["v_trained"] <= out["v_star"] + 1e-9
-    assert out["v_trained"] == pytest.approx(out["v_star"], abs=0.01)
+    # V(D) <= V(D*) for every D, so only the size of the gap says the network learned D*:
+    # measured 0.0016 (quick, seed 0); D = 1/2 everywhere gives 0.95, D* scaled by 1.05 gives 0.045.
+    gap = out["v_star"] - out["v_trained"]
+    assert 0 < gap < 0.005, gap
     assert out["mean_error"] < 0.02
 
 

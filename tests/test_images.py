@@ -78,7 +78,9 @@ def test_real_mnist_and_fashion(shared_data):
     for name in ("mnist", "fashion"):
         data = load_dataset(Config(data=name, data_dir=str(shared_data / name)))
         assert len(data) == 60000 and data.sample_shape == (1, 28, 28)
-        assert torch.bincount(data.labels).min() == 5421 if name == "mnist" else 6000
+        counts = torch.bincount(data.labels)
+        assert counts.min() == (5421 if name == "mnist" else 6000)  # MNIST's rarest class: 5
+        assert counts.max() == (6742 if name == "mnist" else 6000)  # MNIST's commonest: 1
         assert data.data.min() == -1 and data.data.max() == 1
     resized = load_dataset(Config(data="mnist", data_dir=str(shared_data / "mnist"), image_size=32))
     assert resized.sample_shape == (1, 32, 32)

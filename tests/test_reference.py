@@ -14,7 +14,9 @@ import torch
 from wgan import Config, Trainer
 from wgan.data import TensorDataset
 from wgan.data.images import ImageDataset
+from wgan.models import build_models
 from wgan.reference import ReferenceLoop
+from wgan.runtime import CompiledOrEager
 
 
 @pytest.fixture(autouse=True)
@@ -26,13 +28,14 @@ def float64():
 
 
 def run_both(config, dataset, steps):
+    """The Trainer through fit() (its own loop), the reference through its plain one, from the
+    same initial weights (built the same way from the seed)."""
     trainer = Trainer(config, dataset=dataset, log=lambda m: None)
-    generator, critic = copy.deepcopy(trainer.generator), copy.deepcopy(trainer.critic)
-    generator.to(memory_format=torch.contiguous_format)
-    critic.to(memory_format=torch.contiguous_format)
+    torch.manual_seed(trainer.config.seed)  # what the Trainer does, in its own forked state
+    generator, critic = build_models(trainer.config, dataset.sample_shape)
     reference = ReferenceLoop(trainer.config, generator, critic, dataset.data, same_stream=True)
+    trainer.fit(steps, progress=False)
     for _ in range(steps):
-        trainer.train_step()
         reference.step()
     return trainer, reference
 
@@ -45,12 +48,14 @@ def assert_same_weights(a, b, rtol, atol):
             (name, (x.float() - y.float()).abs().max())
 
 
-@pytest.mark.parametrize("loss", ["wgan-gp", "wgan"])
-def test_mlp_trainer_matches_reference(loss):
+@pytest.mark.parametrize("loss,constraint", [("wgan-gp", None), ("wgan", None),
+                                             ("wgan-lp", None), ("wgan", "spectral"),
+                                             ("gan", None), ("gan-ns", None)])
+def test_mlp_trainer_matches_reference_for_every_constraint(loss, constraint):
     torch.manual_seed(0)
     points = torch.randn(512, 2)
-    config = Config(data="points", loss=loss, preset="none", width=32, depth=2, noise_dim=4,
-                    batch_size=64, steps=30, seed=3, critic_boost=False)
+    config = Config(data="points", loss=loss, constraint=constraint, preset="none", width=32,
+                    depth=2, noise_dim=4, batch_size=64, steps=30, seed=3, critic_boost=False)
     trainer, reference = run_both(config, TensorDataset("points", points), 30)
     moved = sum((p - q).abs().sum() for p, q in zip(trainer.critic.parameters(),
                                                     Trainer(config, dataset=TensorDataset(
@@ -66,7 +71,7 @@ def test_dcgan_trainer_matches_reference_with_boost_and_channels_last():
     config = Config(data="imgs", loss="wgan", model="dcgan", width=8, noise_dim=8, batch_size=16,
                     steps=3, seed=1, critic_boost=True)  # 100 critic steps per generator step
     trainer, reference = run_both(config, ImageDataset("imgs", images), 3)
-    assert trainer._channels_last
+    assert trainer.runtime.channels_last
     assert_same_weights(trainer.generator, reference.generator, rtol=1e-7, atol=1e-9)
     assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)
     assert all(p.abs().max() <= 0.01 + 1e-9 for p in trainer.critic.parameters())
@@ -81,8 +86,8 @@ def test_reference_differs_when_the_algorithm_differs():
     trainer = Trainer(config, dataset=TensorDataset("points", points), log=lambda m: None)
     reference = ReferenceLoop(trainer.config.replace(n_critic=6), copy.deepcopy(trainer.generator),
                               copy.deepcopy(trainer.critic), points, same_stream=True)
+    trainer.fit(10, progress=False)
     for _ in range(10):
-        trainer.train_step()
         reference.step()
     with pytest.raises(AssertionError):
         assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)
@@ -108,6 +113,34 @@ def test_compiled_trainer_matches_reference():
     config = Config(data="points", loss="wgan", preset="none", width=32, depth=2, noise_dim=4,
                     batch_size=64, steps=5, seed=3, critic_boost=False, compile=True)
     trainer, reference = run_both(config, TensorDataset("points", points), 5)
-    assert trainer._compiled_critic is not None and trainer._compiled_generator is not None
+    for fn in (trainer.algorithm.generate, trainer.algorithm.criticize):
+        assert isinstance(fn, CompiledOrEager) and fn.compiled is not None  # still compiled
     assert_same_weights(trainer.generator, reference.generator, rtol=1e-7, atol=1e-9)
     assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)
+
+
+def test_spectral_norm_keeps_each_critic_layer_near_one_after_training():
+    """After training, every linear and convolution layer's weight, as the critic uses it, has
+    largest singular value ~1 (one power iteration per forward: close, not exact)."""
+    torch.manual_seed(0)
+    images = torch.rand(256, 1, 16, 16) * 2 - 1
+    for model, dataset in (("mlp", TensorDataset("points", torch.randn(512, 2))),
+                           ("dcgan", ImageDataset("imgs", images))):
+        config = Config(data="d", loss="wgan", constraint="spectral", model=model, width=16,
+                        depth=2, noise_dim=4, batch_size=32, steps=20, seed=0)
+        trainer = Trainer(config, dataset=dataset, log=lambda m: None)
+        assert trainer.config.optimizer == "adam" and not trainer.config.critic_boost
+        trainer.fit(progress=False)
+        layers = [m for m in trainer.critic.modules()
+                  if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        assert layers
+        raw_sigmas = []
+        for layer in layers:
+            with torch.no_grad():
+                weight = layer.weight.flatten(1)  # what the forward pass multiplies by
+                raw = layer.parametrizations.weight.original.flatten(1)
+            sigma = torch.linalg.matrix_norm(weight, ord=2)
+            assert abs(sigma - 1) < 0.05, (model, layer, sigma)
+            raw_sigmas.append(float(torch.linalg.matrix_norm(raw.detach(), ord=2)))
+        # the unnormalised weights are not near 1 by themselves: the parametrisation did it
+        assert max(abs(s - 1) for s in raw_sigmas) > 0.3, raw_sigmas

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .data.vectors import VECTOR_SUFFIXES
 from .errors import WganError
+from .runs import default_run_path
 
 _CONFIG_HINTS = typing.get_type_hints(Config)
 
@@ -77,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(one grid) or a folder (one PNG per sample)")
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     sample.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to run the generator (default: auto), whatever device "
+                             "trained the run")
 
     evaluate = commands.add_parser("eval", help="evaluate the latest checkpoint of a run")
     evaluate.add_argument("run", metavar="RUN", help="run directory")
@@ -87,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--classifier", metavar="FILE", default=None,
                           help="MNIST classifier for the class metrics (default: the cached one "
                                "from `wgan classifier train`)")
+    evaluate.add_argument("--fid", action="store_true",
+                          help="also Inception FID and KID (image runs; pip install wgan[fid])")
+    evaluate.add_argument("--fid-n", type=int, default=10_000, metavar="N",
+                          help="generated and real images for FID/KID (default 10,000, the "
+                               "comparable setting; about 0.5 s per image per core on a CPU)")
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                          help="where to evaluate (default: auto), whatever device trained the "
+                               "run")
 
     classifier = commands.add_parser("classifier", help="the MNIST classifier behind the image "
                                      "metrics")
@@ -133,8 +146,7 @@ def _log(message: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .runs import RunDir
+    from .runtime import configure_process
     from .train import Trainer
 
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
@@ -147,13 +159,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = Config.load(args.config) if args.config else Config()
         config = config.replace(**settings)
-        if Path(config.data).suffix.lower() in (".npy", ".csv", ".txt"):
+        if Path(config.data).suffix.lower() in VECTOR_SUFFIXES:
             config = config.replace(data=str(Path(config.data).resolve()))
-        config = config.resolve()  # every value checked before anything is written
-        # Build everything that can fail on bad input before the run directory exists.
-        trainer = Trainer(config, dataset=load_dataset(config), log=_log)
-        trainer.run = RunDir.create(args.out, config)
+        # Everything that can fail on bad input is built before the run directory exists.
+        trainer = Trainer(config, log=_log, out=args.out or default_run_path(config))
         _log(f"run directory: {trainer.run.path}")
+    configure_process(trainer.config)
     if trainer.step >= trainer.config.steps:
         _log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
              "pass a larger --steps to continue")
@@ -170,7 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .train import Trainer
+    from .files import atomic_path
+    from .inference import load_run
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -181,17 +193,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.exists() and not args.force and not (suffix == "" and out.is_dir()
                                                  and not any(out.iterdir())):
         raise WganError(f"{out}: already exists; pass --force to overwrite it")
-    trainer = Trainer.from_run(args.run, need_data=False, log=_log)
-    is_image = trainer.data.is_image
-    if suffix in (".png", "") and not is_image:
+    run = load_run(args.run, device=args.device, log=_log)
+    if suffix in (".png", "") and len(run.sample_shape) != 3:
         raise WganError(f"{out}: PNG output needs an image run; this run's samples have shape "
-                        f"{tuple(trainer.data.sample_shape)} (use .npy or .csv)")
-    samples = trainer.sample(args.n, seed=args.seed)
+                        f"{run.sample_shape} (use .npy or .csv)")
+    samples = run.sample(args.n, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
-        np.save(out, samples.numpy())
+        with atomic_path(out) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, samples.numpy())
     elif suffix == ".csv":
-        np.savetxt(out, samples.flatten(1).numpy(), delimiter=",", fmt="%.8g")
+        with atomic_path(out) as tmp:
+            np.savetxt(tmp, samples.flatten(1).numpy(), delimiter=",", fmt="%.8g")
     else:
         from .plots import save_image_grid, save_png, to_uint8
 
@@ -206,13 +219,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train import Trainer
+    from .inference import load_run
 
     if args.n is not None and args.n < 2:
         raise WganError(f"--n must be >= 2, got {args.n}")
-    trainer = Trainer.from_run(args.run, log=_log)
-    results = trainer.evaluate(n=args.n, seed=args.seed, classifier=args.classifier)
-    results["checkpoint"] = trainer.checkpoint_file.name
+    if args.fid_n < 2:
+        raise WganError(f"--fid-n must be >= 2, got {args.fid_n}")
+    run = load_run(args.run, device=args.device, log=_log)
+    results = run.evaluate(n=args.n, seed=args.seed, classifier=args.classifier, fid=args.fid,
+                           fid_samples=args.fid_n)
+    results["checkpoint"] = run.checkpoint_file.name
     print(json.dumps(results) if args.json else _format_results(results))
     return 0
 

@@ -1,9 +1,14 @@
 """The one configuration object of a run: fields, per-loss defaults, presets, validation, files.
 
 A :class:`Config` holds what the user asked for; fields left at ``None`` are filled by
-:meth:`Config.resolve` from, in order: the chosen preset, the defaults of the chosen loss
-(the papers' settings), and the data's defaults. The resolved config is what a run saves as
-``config.json`` and what ``--resume`` reads back.
+:meth:`Config.resolve` from, in order: the chosen preset, the defaults of the chosen Lipschitz
+constraint when it is not the loss's own, the defaults of the loss (the papers' settings), and
+the architecture's. The result is a frozen :class:`ResolvedConfig`, made once per run: it is
+what a run saves as ``config.json``, what ``--resume`` reads back, and what every part of the
+library takes. Resolving a resolved config returns it unchanged.
+
+Every field carries a *role* (data, model, algorithm, length, runtime, logging). A resume may
+change the fields whose role leaves the trained function alone: :func:`resumable_fields`.
 """
 
 from __future__ import annotations
@@ -19,13 +24,19 @@ from typing import Any
 
 import tomllib
 
+from .constraints import CONSTRAINTS
 from .errors import ConfigError
+from .objectives import LOSSES
 
-LOSSES = ("wgan", "wgan-gp", "wgan-lp", "gan", "gan-ns")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "silu")
 LR_DECAYS = ("none", "linear")
 DEVICES = ("auto", "cpu", "cuda")
+AMP = ("none", "bf16")
+CRITIC_NORMS = ("none", "layer", "batch")
+ROLES = ("data", "model", "algorithm", "length", "runtime", "logging")
+#: Roles of the fields a resume may change: they leave the trained function alone.
+RESUMABLE_ROLES = ("length", "runtime", "logging")
 
 #: The papers' settings for each loss (WGAN: Arjovsky et al. 2017, Algorithm 1; WGAN-GP and
 #: WGAN-LP: Gulrajani et al. 2017, Algorithm 1; GAN: Radford et al. 2016 / Goodfellow et al. 2014).
@@ -41,8 +52,18 @@ LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "gan-ns": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
                "critic_boost": False, "gp_lambda": 10.0},
 }
+assert set(LOSS_DEFAULTS) == set(LOSSES)
 
-#: Values used when neither a preset nor the loss sets a field.
+#: Settings a constraint brings when it replaces the loss's own. Spectral normalisation: Miyato
+#: et al. 2018, Table 1's setting (C): Adam 2e-4, betas (0.5, 0.999), n_dis 5 -- no critic
+#: boost, which is the clipped critic's remedy.
+CONSTRAINT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spectral": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "critic_boost": False},
+    "gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_boost": False},
+    "lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_boost": False},
+}
+
+#: Values used when nothing else sets a field.
 BASE_DEFAULTS: dict[str, Any] = {
     "steps": 20000,
     "batch_size": 64,
@@ -61,109 +82,156 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 _TOY_PENALTY = {"lr": 1e-3, "betas": (0.5, 0.9), "gp_lambda": 1.0}
 
-#: Named recipes: settings for every loss, then per-loss settings. ``paper`` is the WGAN paper's
-#: MLP experiment as published; ``toy`` is the recipe found by measurement for the 2-D mixtures
-#: (benchmarks/toy_quality.py; numbers in README); ``none`` adds nothing to the loss defaults.
-#: ``auto`` (the default) means ``toy`` for the built-in 2-D datasets and ``none`` otherwise.
+#: Named recipes: settings for every loss ("all"), then per-constraint settings. ``paper`` is the
+#: WGAN paper's MLP experiment as published; ``toy`` is the recipe found by measurement for
+#: low-dimensional data (benchmarks/toy_quality.py; numbers in README); ``none`` adds nothing.
+#: ``auto`` (the default) picks by the data's shape: see :func:`auto_preset`.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {"all": {}},
     "paper": {"all": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
                       "ema": 0.0, "lr_decay": "none"}},
     "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
                     "noise_dim": 2, "ema": 0.99, "lr_decay": "linear"},
-            "wgan-gp": _TOY_PENALTY, "wgan-lp": _TOY_PENALTY},
+            "gp": _TOY_PENALTY, "lp": _TOY_PENALTY},
 }
 TOY_DATA = ("ring8", "grid25", "swissroll")
+#: Vectors of at most this many dimensions get the ``toy`` recipe under ``--preset auto``.
+LOW_DIMENSIONAL = 16
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
+def auto_preset(data: str, sample_shape: tuple[int, ...] | None) -> str:
+    """The recipe ``--preset auto`` picks: by the shape of the data's samples when known (a
+    user's own low-dimensional vectors get what the built-in 2-D mixtures get), else by name."""
+    if sample_shape is None and data in TOY_DATA:
+        return "toy"
+    if sample_shape is None:
+        from .data.vectors import peek_dimension  # a vector file's width, read from its header
+
+        dimension = peek_dimension(data)
+        sample_shape = (dimension,) if dimension else None
+    if sample_shape is not None:
+        return "toy" if len(sample_shape) == 1 and sample_shape[0] <= LOW_DIMENSIONAL else "none"
+    return "none"
 
 
-@dataclass
+def _field(role: str, text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text, "role": role}, **kw)
+
+
+@dataclass(frozen=True, eq=False)
 class Config:
     """Every setting of a training run. ``None`` means "the default for this loss/preset"."""
 
-    # What to train on and how.
-    data: str = _help("built-in dataset (ring8, grid25, swissroll, mnist, fashion, "
-                      "stacked-mnist, digits, cifar10), a folder of images, or a .npy/.csv "
-                      "file", default="grid25")
-    data_dir: str | None = _help("folder holding the files of a named image dataset",
-                                 default=None)
-    loss: str = _help("objective: " + ", ".join(LOSSES), default="wgan-gp")
-    preset: str = _help("named recipe: auto, " + ", ".join(PRESETS) + " (auto = toy on the "
-                        "built-in 2-D data, none otherwise)", default="auto")
-    model: str = _help("architecture of generator and critic (see `wgan models`)", default="mlp")
-    steps: int | None = _help("total number of generator steps of the run", default=None)
-    batch_size: int | None = _help("real and fake samples per critic step", default=None)
-    seed: int = _help("random seed: same seed, same data, same device -> same run", default=0)
-
-    # Optimisation.
-    optimizer: str | None = _help("optimizer of both networks: " + ", ".join(OPTIMIZERS),
+    # What to train on.
+    data: str = _field("data", "built-in dataset (ring8, grid25, swissroll, mnist, fashion, "
+                       "stacked-mnist, digits, cifar10), a folder of images, or a .npy/.csv "
+                       "file", default="grid25")
+    data_dir: str | None = _field("data", "folder holding the files of a named image dataset",
                                   default=None)
-    lr: float | None = _help("critic learning rate", default=None)
-    lr_generator: float | None = _help("generator learning rate (default: same as --lr)",
+    image_size: int | None = _field("data", "resize images to this side in pixels (default: "
+                                    "the dataset's own size; 64 for image folders)", default=None)
+    channels: int | None = _field("data", "colour channels of an image folder: 1 or 3 (default: "
+                                  "1 if every image is grey)", default=None)
+
+    # The algorithm.
+    loss: str = _field("algorithm", "objective: " + ", ".join(LOSSES), default="wgan-gp")
+    constraint: str | None = _field("algorithm", "Lipschitz constraint on the critic: "
+                                    + ", ".join(CONSTRAINTS) + " (default: the loss's own: clip "
+                                    "for wgan, gp for wgan-gp, lp for wgan-lp, none for the "
+                                    "GANs)", default=None)
+    preset: str = _field("algorithm", "named recipe: auto, " + ", ".join(PRESETS) + " (auto = "
+                         "toy on low-dimensional vectors, none otherwise)", default="auto")
+    batch_size: int | None = _field("algorithm", "real and fake samples per critic step (per "
+                                    "process when distributed)", default=None)
+    seed: int = _field("algorithm", "random seed: same seed, same data, same device -> same run",
+                       default=0)
+    optimizer: str | None = _field("algorithm", "optimizer of both networks: "
+                                   + ", ".join(OPTIMIZERS), default=None)
+    lr: float | None = _field("algorithm", "critic learning rate", default=None)
+    lr_generator: float | None = _field("algorithm", "generator learning rate (default: same as "
+                                        "--lr)", default=None)
+    betas: tuple[float, float] | None = _field("algorithm", "Adam betas, as two numbers",
+                                               default=None)
+    lr_decay: str | None = _field("algorithm", "learning-rate schedule: none, or linear decay to "
+                                  "0 at --steps", default=None)
+    n_critic: int | None = _field("algorithm", "critic steps per generator step", default=None)
+    critic_boost: bool | None = _field("algorithm", "the official WGAN schedule: 100 critic steps "
+                                       "for the first 25 generator steps and every 500th",
                                        default=None)
-    betas: tuple[float, float] | None = _help("Adam betas, as two numbers", default=None)
-    lr_decay: str | None = _help("learning-rate schedule: none, or linear decay to 0 at --steps",
-                                 default=None)
-    n_critic: int | None = _help("critic steps per generator step", default=None)
-    critic_boost: bool | None = _help("the official WGAN schedule: 100 critic steps for the "
-                                      "first 25 generator steps and every 500th", default=None)
-    clip: float = _help("weight-clipping bound c for --loss wgan", default=0.01)
-    gp_lambda: float | None = _help("gradient-penalty weight lambda for wgan-gp / wgan-lp",
-                                    default=None)
-    ema: float | None = _help("decay of the generator's exponential moving average used for "
-                              "sampling and evaluation (0 = off)", default=None)
+    clip: float = _field("algorithm", "weight-clipping bound c (--constraint clip)", default=0.01)
+    gp_lambda: float | None = _field("algorithm", "gradient-penalty weight lambda (--constraint "
+                                     "gp or lp)", default=None)
+    ema: float | None = _field("algorithm", "decay of the generator's exponential moving average "
+                               "used for sampling and evaluation (0 = off)", default=None)
 
-    # Architecture.
-    noise_dim: int | None = _help("dimension of the generator's input noise z", default=None)
-    width: int | None = _help("hidden units (mlp) or base channel count (conv models)",
-                              default=None)
-    depth: int | None = _help("hidden layers of the mlp", default=None)
-    activation: str = _help("hidden activation of the mlp: " + ", ".join(ACTIVATIONS),
-                            default="relu")
-    image_size: int | None = _help("resize images to this side in pixels (default: the "
-                                   "dataset's own size; 64 for image folders)", default=None)
-    channels: int | None = _help("colour channels of an image folder: 1 or 3 (default: 1 if "
-                                 "every image is grey)", default=None)
-    batch_norm: bool = _help("batch norm in the generator of conv models", default=True)
-    critic_norm: str = _help("normalisation in conv critics: none, layer, batch (batch is "
-                             "refused with a gradient penalty)", default="none")
+    # The networks.
+    model: str = _field("model", "architecture of generator and critic: mlp, dcgan, resnet",
+                        default="mlp")
+    noise_dim: int | None = _field("model", "dimension of the generator's input noise z",
+                                   default=None)
+    width: int | None = _field("model", "hidden units (mlp) or base channel count (conv models)",
+                               default=None)
+    depth: int | None = _field("model", "hidden layers of the mlp", default=None)
+    activation: str = _field("model", "hidden activation of the mlp: " + ", ".join(ACTIVATIONS),
+                             default="relu")
+    batch_norm: bool = _field("model", "batch norm in the generator of conv models", default=True)
+    critic_norm: str = _field("model", "normalisation in conv critics: none, layer, batch (batch "
+                              "is refused with a gradient penalty)", default="none")
 
-    # Running.
-    device: str = _help("where to train: auto, cpu, cuda", default="auto")
-    channels_last: bool = _help("channels-last memory layout for image models (no effect on "
-                                "vectors)", default=True)
-    compile: bool = _help("torch.compile the networks (pays on long runs; the critic is not "
-                          "compiled under a gradient penalty, whose double backward does not "
-                          "compile)", default=False)
-    fast_penalty: bool = _help("in the penalty's forward pass, let autograd skip second "
-                               "derivatives that are exactly zero (critic ReLU, LeakyReLU, "
-                               "average pooling, convolution inputs); same gradients, fewer "
-                               "FLOPs (see wgan.models.layers)", default=True)
-    tune_malloc: bool = _help("on CPU, keep freed memory in glibc's heap so activations are not "
-                              "page-faulted in again every step (process-wide)", default=True)
-    amp: str = _help("mixed precision on CUDA: none, or bf16 autocast (losses and penalty norms "
-                     "stay float32)", default="none")
-    threads: int | None = _help("CPU threads for PyTorch (default: PyTorch's choice)",
-                                default=None)
-    log_every: int = _help("generator steps between metric rows", default=100)
-    checkpoint_every: int = _help("generator steps between checkpoints", default=1000)
-    keep_checkpoints: int = _help("how many recent checkpoints to keep", default=3)
-    sample_every: int = _help("generator steps between sample figures/grids (0 = only at the "
-                              "end)", default=0)
-    eval_samples: int = _help("samples used by the exact-W1 evaluation", default=2000)
+    # How long.
+    steps: int | None = _field("length", "total number of generator steps of the run",
+                               default=None)
 
-    def resolve(self) -> Config:
-        """Return a copy with every ``None`` default filled in and every value validated."""
+    # How it runs (never changes what is computed, up to rounding).
+    device: str = _field("runtime", "where to train: auto, cpu, cuda", default="auto")
+    channels_last: bool = _field("runtime", "channels-last memory layout for image models (no "
+                                 "effect on vectors)", default=True)
+    compile: bool = _field("runtime", "torch.compile the networks (the critic is not compiled "
+                           "under a gradient penalty, whose double backward does not compile); "
+                           "falls back to eager with one line if compilation fails",
+                           default=False)
+    fast_penalty: bool = _field("runtime", "in the penalty's forward pass, let autograd skip "
+                                "second derivatives that are exactly zero (critic ReLU, "
+                                "LeakyReLU, average pooling, convolution inputs); same "
+                                "gradients, fewer FLOPs (see wgan.models.layers)", default=True)
+    tune_malloc: bool = _field("runtime", "on CPU, keep freed memory in glibc's heap so "
+                               "activations are not page-faulted in again every step (applied "
+                               "by the wgan command, process-wide)", default=True)
+    amp: str = _field("runtime", "mixed precision: none, or bf16 autocast on CPU or CUDA (losses "
+                      "and penalty norms stay float32)", default="none")
+    threads: int | None = _field("runtime", "CPU threads for PyTorch (applied by the wgan "
+                                 "command; default: PyTorch's choice)", default=None)
+
+    # What is written, and when.
+    log_every: int = _field("logging", "generator steps between metric rows", default=100)
+    checkpoint_every: int = _field("logging", "generator steps between checkpoints",
+                                   default=1000)
+    checkpoint_minutes: float = _field("logging", "minutes of training between checkpoints, "
+                                       "whatever the step count (0 = by steps only)", default=5.0)
+    keep_checkpoints: int = _field("logging", "how many recent checkpoints to keep", default=3)
+    sample_every: int = _field("logging", "generator steps between sample figures/grids (0 = "
+                               "only at the end)", default=0)
+    eval_samples: int = _field("logging", "samples used by the exact-W1 evaluation",
+                               default=2000)
+
+    # ---- resolution --------------------------------------------------------------------------
+
+    def resolve(self, sample_shape: tuple[int, ...] | None = None) -> ResolvedConfig:
+        """Fill every ``None`` default and validate every value. ``sample_shape``, the shape of
+        one data sample when the data is already loaded, lets ``--preset auto`` choose by shape.
+        A :class:`ResolvedConfig` is returned as it is."""
+        if isinstance(self, ResolvedConfig):
+            return self
         self._check_choices()
-        values = dataclasses.asdict(self)
+        values = self.to_dict(tuples=True)
         if self.preset == "auto":
-            values["preset"] = "toy" if self.data in TOY_DATA else "none"
+            values["preset"] = auto_preset(self.data, sample_shape)
+        own = LOSSES[self.loss].constraint
+        constraint = values["constraint"] = self.constraint or own
         preset = PRESETS[values["preset"]]
-        layers = [preset.get(self.loss, {}), preset["all"], LOSS_DEFAULTS[self.loss],
-                  MODEL_DEFAULTS.get(self.model, {}), BASE_DEFAULTS]
+        layers = [preset.get(constraint, {}), preset["all"],
+                  CONSTRAINT_DEFAULTS.get(constraint, {}) if constraint != own else {},
+                  LOSS_DEFAULTS[self.loss], MODEL_DEFAULTS.get(self.model, {}), BASE_DEFAULTS]
         for name, value in values.items():
             if value is None:
                 for layer in layers:
@@ -174,15 +242,15 @@ class Config:
             values["lr_generator"] = values["lr"]
         if values["betas"] is not None:
             values["betas"] = tuple(float(b) for b in values["betas"])
-        resolved = Config(**values)
+        resolved = ResolvedConfig(**values)
         resolved.validate()
         return resolved
 
     def _check_choices(self) -> None:
-        choices = {"loss": LOSSES, "optimizer": OPTIMIZERS, "activation": ACTIVATIONS,
-                   "lr_decay": LR_DECAYS, "device": DEVICES,
-                   "preset": ("auto", *PRESETS), "critic_norm": ("none", "layer", "batch"),
-                   "amp": ("none", "bf16")}
+        choices = {"loss": tuple(LOSSES), "constraint": tuple(CONSTRAINTS),
+                   "optimizer": OPTIMIZERS, "activation": ACTIVATIONS, "lr_decay": LR_DECAYS,
+                   "device": DEVICES, "preset": ("auto", *PRESETS), "critic_norm": CRITIC_NORMS,
+                   "amp": AMP}
         for name, valid in choices.items():
             value = getattr(self, name)
             if value is not None and value not in valid:
@@ -198,9 +266,10 @@ class Config:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{name} must be > 0, got {value}")
-        if self.gp_lambda is not None and not (self.gp_lambda >= 0 and
-                                               math.isfinite(self.gp_lambda)):
-            raise ConfigError(f"gp_lambda must be >= 0, got {self.gp_lambda}")
+        for name in ("gp_lambda", "checkpoint_minutes"):
+            value = getattr(self, name)
+            if value is not None and not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be >= 0, got {value}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.betas is not None:
@@ -212,21 +281,29 @@ class Config:
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         if self.sample_every < 0:
             raise ConfigError(f"sample_every must be >= 0, got {self.sample_every}")
-        if self.loss in ("wgan-gp", "wgan-lp") and self.critic_norm == "batch":
+        constraint = self.constraint or LOSSES[self.loss].constraint
+        if CONSTRAINTS[constraint].per_sample and self.critic_norm == "batch":
             raise ConfigError("a critic trained with a gradient penalty must not use batch norm "
                               "(it couples the samples the penalty treats one by one); use "
                               "--critic-norm layer or none")
 
-    # ---- files -------------------------------------------------------------------------------
+    # ---- values and files --------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        if values["betas"] is not None:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self, tuples: bool = False) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if values["betas"] is not None and not tuples:
             values["betas"] = list(values["betas"])
         return values
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        from .files import write_atomic
+
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
@@ -235,15 +312,15 @@ class Config:
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a table of settings, got "
                               f"{type(values).__name__}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(Config)}
+        hints = typing.get_type_hints(Config)
         checked: dict[str, Any] = {}
         for key, value in values.items():
             name = str(key).replace("-", "_")
             if name not in known:
                 raise ConfigError(f"{source}: unknown setting {key!r}")
             checked[name] = _coerce(value, hints[name], f"{source}: setting {key!r}")
-        return cls(**checked)
+        return Config(**checked)
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
@@ -266,7 +343,32 @@ class Config:
         return cls.from_dict(values, source=str(path))
 
     def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; a resolved config stays resolved (and is validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(Config)}
+        if unknown:
+            raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
+        copy = Config(**{**self.to_dict(tuples=True), **changes})
+        if isinstance(self, ResolvedConfig):
+            resolved = ResolvedConfig(**copy.to_dict(tuples=True))
+            resolved.validate()
+            return resolved
+        return copy
+
+
+@dataclass(frozen=True, eq=False)
+class ResolvedConfig(Config):
+    """A :class:`Config` with every default filled in and every value checked: made once by
+    :meth:`Config.resolve`, taken by the Trainer, the run directory and the reference loop."""
+
+
+def field_roles() -> dict[str, str]:
+    """Each field's role: data, model, algorithm, length, runtime or logging."""
+    return {f.name: f.metadata["role"] for f in dataclasses.fields(Config)}
+
+
+def resumable_fields() -> list[str]:
+    """The fields a resume may change: those whose role leaves the trained function alone."""
+    return sorted(name for name, role in field_roles().items() if role in RESUMABLE_ROLES)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

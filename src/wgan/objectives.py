@@ -1,17 +1,23 @@
-"""Critic and generator objectives, the Lipschitz constraints, and the classic GAN baselines.
+"""Critic and generator objectives, the penalty and clipping functions behind the Lipschitz
+constraints, and the classic GAN baselines.
 
 Every loss takes raw critic scores (for GANs: discriminator logits) and returns a scalar to
 *minimise*. Notation: ``f`` is the critic, ``x`` a real batch, ``g(z)`` a generated batch.
+The constraint *objects* (which one a run uses, when it applies) are in
+:mod:`wgan.constraints`; the functions here are what they compute.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .models.layers import _fast_penalty_forward
 
 # ---- Wasserstein -----------------------------------------------------------------------------
 
@@ -36,6 +42,7 @@ def gradient_penalty(
     one_sided: bool = False,
     epsilon: Tensor | None = None,
     generator: torch.Generator | None = None,
+    fast: bool = False,
 ) -> Tensor:
     """Mean over the batch of ``(||grad_x f(x_hat)||_2 - 1)^2`` at random interpolates.
 
@@ -43,7 +50,8 @@ def gradient_penalty(
     Gulrajani et al. 2017, Algorithm 1 lines 6-8). The norm is taken per sample over every
     non-batch dimension, so the same code serves vectors and images of any channel count.
     With ``one_sided=True`` it is the WGAN-LP penalty ``max(0, ||grad|| - 1)^2``
-    (Petzka et al. 2018). The result is not multiplied by lambda.
+    (Petzka et al. 2018). The result is not multiplied by lambda. Under autocast the norm is
+    still taken in float32.
 
     Args:
         critic: maps a batch to one score per sample.
@@ -51,6 +59,8 @@ def gradient_penalty(
         one_sided: penalise only norms above 1.
         epsilon: the interpolation weights, shape ``(B,)``; drawn uniformly when omitted.
         generator: random generator for ``epsilon``.
+        fast: run the critic's forward with the layers of :mod:`wgan.models.layers` telling
+            autograd which second derivatives are zero (same value and gradients, less work).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake batches differ in shape: {tuple(real.shape)} vs "
@@ -60,13 +70,14 @@ def gradient_penalty(
         epsilon = torch.rand(batch, device=real.device, dtype=real.dtype, generator=generator)
     epsilon = epsilon.reshape(batch, *([1] * (real.dim() - 1)))
     x_hat = torch.lerp(fake.detach(), real.detach(), epsilon).requires_grad_(True)
-    return penalty_at(x_hat, critic(x_hat), one_sided=one_sided)
+    with _fast_penalty_forward() if fast else nullcontext():
+        scores = critic(x_hat)
+    return penalty_at(x_hat, scores, one_sided=one_sided)
 
 
 def penalty_at(x_hat: Tensor, scores: Tensor, one_sided: bool = False) -> Tensor:
     """The penalty from the critic's ``scores`` at interpolates ``x_hat`` (which must require
-    grad). Lets a caller score ``x_hat`` inside a larger critic forward. Norms are taken in
-    float32 even under autocast."""
+    grad). Norms are taken in float32 even under autocast."""
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
     # The small constant keeps the backward pass of the norm finite where the gradient is 0.
     norms = torch.sqrt(grad.float().flatten(1).pow(2).sum(dim=1) + 1e-12)
@@ -116,32 +127,34 @@ def gan_nonsaturating_generator_loss(fake_logits: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Objective:
-    """What a loss name means for the trainer: the two losses and the Lipschitz constraint."""
+    """What a ``--loss`` name means: the two losses, and the Lipschitz constraint (a name in
+    :data:`wgan.constraints.CONSTRAINTS`) it comes with unless ``--constraint`` says otherwise."""
 
     name: str
     critic_loss: Callable[[Tensor, Tensor], Tensor]
     generator_loss: Callable[[Tensor], Tensor]
-    constraint: str  # "clip", "penalty", "one-sided-penalty" or "none"
+    constraint: str
 
     @property
     def is_wasserstein(self) -> bool:
-        return self.name.startswith("wgan")
+        """The critic loss estimates -W: its negation is logged as the W estimate."""
+        return self.critic_loss is wasserstein_critic_loss
 
 
-OBJECTIVES: dict[str, Objective] = {
+#: The one registry of loss names.
+LOSSES: dict[str, Objective] = {
     "wgan": Objective("wgan", wasserstein_critic_loss, wasserstein_generator_loss, "clip"),
-    "wgan-gp": Objective("wgan-gp", wasserstein_critic_loss, wasserstein_generator_loss,
-                         "penalty"),
-    "wgan-lp": Objective("wgan-lp", wasserstein_critic_loss, wasserstein_generator_loss,
-                         "one-sided-penalty"),
+    "wgan-gp": Objective("wgan-gp", wasserstein_critic_loss, wasserstein_generator_loss, "gp"),
+    "wgan-lp": Objective("wgan-lp", wasserstein_critic_loss, wasserstein_generator_loss, "lp"),
     "gan": Objective("gan", gan_discriminator_loss, gan_minimax_generator_loss, "none"),
     "gan-ns": Objective("gan-ns", gan_discriminator_loss, gan_nonsaturating_generator_loss,
                         "none"),
 }
+OBJECTIVES = LOSSES  # the name earlier versions used
 
 
 def get_objective(name: str) -> Objective:
     try:
-        return OBJECTIVES[name]
+        return LOSSES[name]
     except KeyError:
-        raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(OBJECTIVES)}") from None
+        raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}") from None

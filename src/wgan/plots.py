@@ -1,10 +1,11 @@
-"""Figures of a run: samples over the real data with the critic's contours (2-D data), and the
-Wasserstein estimate over training, raw and median-filtered."""
+"""Figures of a run: samples over the real data with the critic's contours (2-D data), sample
+grids (images), and the Wasserstein estimate over training, raw and median-filtered. Figures take
+a sampler, a critic and the data, never a Trainer."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import matplotlib
 
@@ -13,50 +14,60 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.ndimage import median_filter  # noqa: E402
+from torch import nn  # noqa: E402
 
-if TYPE_CHECKING:
-    from .train import Trainer
+from .data import Dataset  # noqa: E402
+from .files import atomic_path  # noqa: E402
+from .models import eval_mode  # noqa: E402
+from .sampling import Sampler  # noqa: E402
 
 
-def save_run_figures(trainer: Trainer) -> list[Path]:
-    """Write the figures that fit the run's data into ``RUN/plots``; return their paths."""
-    run = trainer.run
-    if run is None:
-        return []
-    run.plot_dir.mkdir(exist_ok=True)
+def save_run_figures(plot_dir: Path, sampler: Sampler, critic: nn.Module, data: Dataset,
+                     step: int, metrics: list[dict[str, float]], title: str) -> list[Path]:
+    """Write the figures that fit the data into ``plot_dir``; return their paths: 2-D samples
+    over the critic's contours (``samples.png``) or a grid of 64 samples from fixed noise
+    (``samples.png`` and ``samples-step-N.png``), and the W estimate (``wasserstein.png``)."""
+    plot_dir.mkdir(exist_ok=True)
     paths = []
-    if trainer.data.sample_shape == (2,):
-        paths.append(plot_samples_2d(trainer, run.plot_dir / "samples.png"))
-    elif trainer.data.is_image:
+    if data.sample_shape == (2,):
+        paths.append(plot_samples_2d(sampler, critic, data, plot_dir / "samples.png",
+                                     title=f"{title}, step {step}"))
+    elif data.is_image:
         # The same noise every time (the sample seed is fixed), so the grids show progress.
-        images = trainer.sample(64)
-        paths.append(save_image_grid(images, run.plot_dir / f"samples-step-{trainer.step:08d}.png"))
-        paths.append(save_image_grid(images, run.plot_dir / "samples.png"))
-    metrics = run.read_metrics()
+        images = sampler.sample(64)
+        paths.append(save_image_grid(images, plot_dir / f"samples-step-{step:08d}.png"))
+        paths.append(save_image_grid(images, plot_dir / "samples.png"))
     if metrics:
-        paths.append(plot_wasserstein(metrics, run.plot_dir / "wasserstein.png",
-                                      title=f"{trainer.config.loss} on {trainer.config.data}"))
+        paths.append(plot_wasserstein(metrics, plot_dir / "wasserstein.png", title=title))
     return paths
 
 
 @torch.no_grad()
-def plot_samples_2d(trainer: Trainer, path: Path, n: int = 1000) -> Path:
+def critic_landscape(critic: nn.Module, data: Dataset, low: np.ndarray, high: np.ndarray,
+                     resolution: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The critic's score on a grid over ``[low, high]`` (data units): ``(xs, ys, scores)``."""
+    xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    device = next(critic.parameters()).device
+    points = torch.as_tensor(grid, dtype=torch.float32, device=device)
+    points = (points - data.mean.to(device)) / data.std.to(device)
+    with eval_mode(critic):
+        scores = critic(points).float().cpu().numpy().reshape(resolution, resolution)
+    return xs, ys, scores
+
+
+@torch.no_grad()
+def plot_samples_2d(sampler: Sampler, critic: nn.Module, data: Dataset, path: Path,
+                    n: int = 1000, title: str = "") -> Path:
     """Real (grey) and generated (orange) points over filled contours of the critic f(x)."""
-    rng = torch.Generator(device=trainer.device).manual_seed(777)
-    real = trainer.data.to_data_units(trainer.data.sample(n, rng)).cpu().numpy()
-    fake = trainer.sample(n, seed=778).numpy()
+    rng = torch.Generator(device=data.device).manual_seed(777)
+    real = data.to_data_units(data.sample(n, rng)).cpu().numpy()
+    fake = sampler.sample(n, seed=778).numpy()
     both = np.concatenate([real, fake])
     low, high = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
     pad = 0.15 * (high - low) + 1e-3
     low, high = low - pad, high + pad
-    xs, ys = np.linspace(low[0], high[0], 150), np.linspace(low[1], high[1], 150)
-    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    points = torch.as_tensor(grid, dtype=torch.float32, device=trainer.device)
-    points = (points - trainer.data.mean.to(trainer.device)) / trainer.data.std.to(trainer.device)
-    was_training = trainer.critic.training
-    trainer.critic.eval()
-    scores = trainer.critic(points).float().cpu().numpy().reshape(150, 150)
-    trainer.critic.train(was_training)
+    xs, ys, scores = critic_landscape(critic, data, low, high)
 
     fig, ax = plt.subplots(figsize=(6, 6))
     contour = ax.contourf(xs, ys, scores, levels=30, cmap="viridis", alpha=0.8)
@@ -65,10 +76,17 @@ def plot_samples_2d(trainer: Trainer, path: Path, n: int = 1000) -> Path:
     ax.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:orange", label="generated", alpha=0.7)
     ax.set_xlim(low[0], high[0])
     ax.set_ylim(low[1], high[1])
-    ax.set_title(f"{trainer.config.loss} on {trainer.config.data}, step {trainer.step}")
+    ax.set_title(title)
     ax.legend(loc="upper right", markerscale=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
+    return path
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically (PNG by the path's suffix) and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -98,9 +116,8 @@ def save_png(array: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 
@@ -111,7 +128,7 @@ def save_image_grid(images: torch.Tensor, path: Path, columns: int | None = None
 def plot_wasserstein(metrics: list[dict[str, float]], path: Path, title: str = "") -> Path:
     """The critic's W estimate against generator steps: raw and median-filtered."""
     steps = np.array([m["step"] for m in metrics])
-    values = np.array([m["wasserstein_estimate"] for m in metrics])
+    values = np.array([m.get("wasserstein_estimate", float("nan")) for m in metrics])
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, values, color="tab:blue", alpha=0.35, label="raw")
     if len(values) >= 3:
@@ -124,6 +141,4 @@ def plot_wasserstein(metrics: list[dict[str, float]], path: Path, title: str = "
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

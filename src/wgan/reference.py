@@ -2,31 +2,38 @@
 a fresh fake batch for every critic step, separate critic calls on real, fake and interpolated
 batches, a Python loop clamping each parameter, and ``.item()`` on the losses every step.
 
-It exists as the yardstick of ``benchmarks/speed.py`` and of the test that the fast
-:class:`~wgan.train.Trainer` computes the same thing: given ``same_stream=True`` it draws its
-batches, noise and interpolation weights from the same random stream, in the same order, as the
-Trainer, so the two reach the same weights up to float32 rounding.
+It exists as the yardstick of ``benchmarks/speed.py`` and of the tests that the
+:class:`~wgan.train.Trainer` computes the same thing, for every Lipschitz constraint: clipping,
+the two-sided and one-sided penalties, spectral normalisation (applied here with
+``torch.nn.utils.parametrizations.spectral_norm``), and none (the GAN losses, written with
+``binary_cross_entropy_with_logits``). Given ``same_stream=True`` it draws its batches, noise and
+interpolation weights from the same random stream, in the same order, as the Trainer.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .algorithm import critic_iterations
 from .config import Config
-from .train import BOOST_CRITIC_STEPS, BOOST_FIRST_STEPS, BOOST_PERIOD
 
 
 class ReferenceLoop:
-    """WGAN (clipping) or WGAN-GP (penalty) training, one generator iteration per :meth:`step`."""
+    """One generator iteration per :meth:`step`. The spectral-norm constraint is applied to the
+    given critic here (with the global random state at that moment, as PyTorch does)."""
 
     def __init__(self, config: Config, generator: nn.Module, critic: nn.Module, data: Tensor,
                  device: torch.device | str = "cpu", same_stream: bool = False):
         self.config = config = config.resolve()
-        if config.loss not in ("wgan", "wgan-gp"):
-            raise ValueError("the reference loop implements wgan and wgan-gp only")
         self.device = torch.device(device)
+        if config.constraint == "spectral":
+            from torch.nn.utils.parametrizations import spectral_norm
+
+            for layer in [m for m in critic.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]:
+                spectral_norm(layer)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.data = data.to(self.device) if same_stream else data
         self.same_stream = same_stream
@@ -59,42 +66,52 @@ class ReferenceLoop:
         return torch.randn(self.config.batch_size, self.config.noise_dim, device=self.device,
                            generator=self.rng)
 
+    def _critic_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        d_real, d_fake = self.critic(real), self.critic(fake)
+        if self.config.loss.startswith("gan"):
+            return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        return d_fake.mean() - d_real.mean()
+
+    def _generator_loss(self, d_fake: Tensor) -> Tensor:
+        if self.config.loss == "gan":  # minimax: log(1 - D(G(z)))
+            return torch.log1p(-torch.sigmoid(d_fake)).mean()
+        if self.config.loss == "gan-ns":
+            return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        return -d_fake.mean()
+
     def step(self) -> None:
         cfg = self.config
-        critic_iters = cfg.n_critic
-        if cfg.critic_boost and (self.iteration < BOOST_FIRST_STEPS
-                                 or self.iteration % BOOST_PERIOD == 0):
-            critic_iters = max(BOOST_CRITIC_STEPS, cfg.n_critic)
         for p in self.critic.parameters():
             p.requires_grad = True
-        for _ in range(critic_iters):
+        for _ in range(critic_iterations(self.iteration, cfg.n_critic, cfg.critic_boost)):
             real = self._real_batch()
             noise = self._noise()
             with torch.no_grad():
                 fake = self.generator(noise)
             self.critic.zero_grad()
-            d_real = self.critic(real).mean()
-            d_fake = self.critic(fake).mean()
-            loss = d_fake - d_real
-            if cfg.loss == "wgan-gp":
+            loss = self._critic_loss(real, fake)
+            if cfg.constraint in ("gp", "lp"):
                 shape = (cfg.batch_size,) + (1,) * (real.dim() - 1)
                 eps = torch.rand(cfg.batch_size, device=self.device, generator=self.rng).view(shape)
                 x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
                 out = self.critic(x_hat)
                 grad = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out),
                                            create_graph=True)[0]
-                penalty = ((grad.view(cfg.batch_size, -1).norm(2, dim=1) - 1) ** 2).mean()
-                loss = loss + cfg.gp_lambda * penalty
+                excess = grad.view(cfg.batch_size, -1).norm(2, dim=1) - 1
+                if cfg.constraint == "lp":
+                    excess = torch.relu(excess)
+                loss = loss + cfg.gp_lambda * (excess ** 2).mean()
             loss.backward()
             self.opt_critic.step()
-            if cfg.loss == "wgan":
+            if cfg.constraint == "clip":
                 for p in self.critic.parameters():
                     p.data.clamp_(-cfg.clip, cfg.clip)
             critic_loss = loss.item()
         for p in self.critic.parameters():
             p.requires_grad = False
         self.generator.zero_grad()
-        generator_loss = -self.critic(self.generator(self._noise())).mean()
+        generator_loss = self._generator_loss(self.critic(self.generator(self._noise())))
         generator_loss.backward()
         self.opt_generator.step()
         self.losses.append((critic_loss, generator_loss.item()))

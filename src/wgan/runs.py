@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -32,41 +31,14 @@ from typing import Any
 import safetensors.torch
 from torch import Tensor
 
-from .config import Config
+from .config import Config, ResolvedConfig
 from .errors import CheckpointError, ConfigError, RunDirError
+from .files import write_atomic
 
 CHECKPOINT_FORMAT = 1
 _CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})\.safetensors$")
 METRIC_COLUMNS = ("step", "critic_steps", "wasserstein_estimate", "critic_loss",
                   "generator_loss", "penalty", "seconds", "steps_per_second")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def default_run_path(config: Config, root: str | Path = "runs") -> Path:
@@ -119,9 +91,9 @@ class RunDir:
         return run
 
     def save_config(self, config: Config) -> None:
-        write_atomic(self.config_path, (json.dumps(config.to_dict(), indent=2) + "\n").encode())
+        write_atomic(self.config_path, json.dumps(config.to_dict(), indent=2) + "\n")
 
-    def load_config(self) -> Config:
+    def load_config(self) -> ResolvedConfig:
         try:
             values = json.loads(self.config_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -182,7 +154,7 @@ class RunDir:
         path = self.checkpoint_path(step)
         digest = hashlib.sha256(data).hexdigest()
         # The checksum goes first: a checkpoint file is never the newest without its checksum.
-        write_atomic(path.with_suffix(".sha256"), f"{digest}  {path.name}\n".encode())
+        write_atomic(path.with_suffix(".sha256"), f"{digest}  {path.name}\n")
         write_atomic(path, data)
         self._prune(keep)
         return path
@@ -249,7 +221,7 @@ class RunDir:
                             and int(r[0]) <= last_step]
         if len(kept) != len(rows):
             text = "".join(",".join(r) + "\n" for r in kept)
-            write_atomic(self.metrics_path, text.encode())
+            write_atomic(self.metrics_path, text)
 
     def append_metrics(self, row: dict[str, float]) -> None:
         new = not self.metrics_path.exists()
@@ -268,7 +240,7 @@ class RunDir:
                     for row in csv.DictReader(handle)]
 
     def write_eval(self, results: dict[str, Any]) -> None:
-        write_atomic(self.eval_path, (json.dumps(results, indent=2) + "\n").encode())
+        write_atomic(self.eval_path, json.dumps(results, indent=2) + "\n")
 
 
 def _int_or_none(text: str) -> int | None:

@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..errors import DataError
 from . import images
 from .base import Dataset, Modes, StoredShape, TensorDataset
 from .toy import TOY_DATASETS
-from .vectors import VectorDataset, read_vectors
+from .vectors import VECTOR_SUFFIXES, VectorDataset, read_vectors
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = ["Dataset", "Modes", "StoredShape", "TensorDataset", "VectorDataset", "dataset_names", "load_dataset",
            "read_vectors"]
@@ -43,7 +46,7 @@ def load_dataset(config: Config) -> Dataset:
     path = Path(name)
     if path.is_dir():
         return images.load_image_folder(path, size, config.channels)
-    if path.suffix.lower() in (".npy", ".csv", ".txt") or path.exists():
+    if path.suffix.lower() in VECTOR_SUFFIXES or path.exists():
         return VectorDataset(path)
     raise DataError(f"unknown data {name!r}: not a built-in dataset ({', '.join(dataset_names())}),"
                     " an image folder, or a .npy/.csv file")

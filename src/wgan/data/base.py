@@ -23,11 +23,16 @@ class Dataset:
     ``mean`` and ``std`` map them back to data units: ``x_data = x * std + mean``.
     Subclasses implement :meth:`sample`; all sampling goes through the given
     ``torch.Generator`` so a run is reproducible and resumable.
+
+    ``evaluators`` names the metrics that apply to this data beyond exact W1 (see
+    :mod:`wgan.evaluate`): ``"modes"`` for mixtures with known ``modes``, ``"mnist-classes"``
+    and ``"stacked-mnist"`` for the MNIST classifier's metrics, ``"inception"`` for images.
     """
 
     name: str = "dataset"
     sample_shape: tuple[int, ...] = ()
     modes: Modes | None = None
+    evaluators: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.mean = torch.zeros(())
@@ -41,25 +46,41 @@ class Dataset:
         return self
 
     @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
     def is_image(self) -> bool:
         return len(self.sample_shape) == 3
 
     def to_data_units(self, x: Tensor) -> Tensor:
         return x * self.std.to(x.device) + self.mean.to(x.device)
 
+    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Two real samples of equal size for evaluation: ``reference``, which generated samples
+        are compared with, and ``other``, compared with ``reference`` for the noise floor. Here
+        (a distribution sampled on the fly) both are fresh samples the model never saw."""
+        return self.sample(n, generator), self.sample(n, generator)
+
 
 class TensorDataset(Dataset):
     """Samples uniformly, with replacement, from rows held as one tensor (no DataLoader: one
-    indexing kernel per batch, on the training device)."""
+    indexing kernel per batch, on the training device). ``held_out`` rows, if any, are never
+    trained on and serve the evaluation."""
 
-    def __init__(self, name: str, data: Tensor):
+    def __init__(self, name: str, data: Tensor, held_out: Tensor | None = None):
         super().__init__()
         self.name = name
         self.data = data
+        self.held_out = held_out
         self.sample_shape = tuple(data.shape[1:])
 
     def __len__(self) -> int:
         return self.data.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
 
     def to(self, device: torch.device | str) -> TensorDataset:
         self.data = self.data.to(device)
@@ -68,6 +89,23 @@ class TensorDataset(Dataset):
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         index = torch.randint(len(self), (n,), device=self.data.device, generator=generator)
         return self.data[index]
+
+    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Drawn without replacement, so that no row counts twice: with held-out rows, the
+        reference comes from them and the other sample from the training rows; without, the two
+        are disjoint halves of the data. Either way ``n`` shrinks to what the data allows
+        (the floor of W1 is biased low when the two samples share rows)."""
+        def draw(rows: Tensor, count: int) -> Tensor:
+            order = torch.randperm(len(rows), generator=generator, device=generator.device)
+            return rows[order[:count].to(rows.device)]
+
+        if self.held_out is not None:
+            n = min(n, len(self.held_out), len(self))
+            return draw(self.held_out, n), draw(self.data, n)
+        n = min(n, len(self) // 2)
+        order = torch.randperm(len(self), generator=generator, device=generator.device)
+        order = order.to(self.data.device)
+        return self.data[order[:n]], self.data[order[n:2 * n]]
 
 
 class StoredShape(Dataset):

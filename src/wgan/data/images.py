@@ -44,17 +44,22 @@ def resize(images: Tensor, size: int | None) -> Tensor:
 
 
 class ImageDataset(TensorDataset):
-    """Pixels in [-1, 1] as one tensor; ``labels`` (if known) index the classes."""
+    """Pixels in [-1, 1] as one tensor; ``labels`` (if known) index the classes; ``held_out``:
+    a test split, never trained on, for the evaluation."""
 
-    def __init__(self, name: str, images: Tensor, labels: Tensor | None = None):
-        super().__init__(name, images)
+    def __init__(self, name: str, images: Tensor, labels: Tensor | None = None,
+                 held_out: Tensor | None = None):
+        super().__init__(name, images, held_out=held_out)
         self.labels = labels
+        self.evaluators = ("mnist-classes", "inception") if name == "mnist" else ("inception",)
 
 
 class StackedMNIST(TensorDataset):
     """Each sample stacks three uniformly drawn MNIST digits as its three channels, so the
     distribution has 10^3 modes (the VEEGAN/PacGAN mode-collapse benchmark). Samples are composed
     on the fly from the MNIST tensor, on the training device."""
+
+    evaluators = ("stacked-mnist", "inception")
 
     def __init__(self, digits: Tensor, labels: Tensor):
         super().__init__("stacked-mnist", digits)  # digits: (N, 1, H, W)
@@ -65,12 +70,19 @@ class StackedMNIST(TensorDataset):
         index = torch.randint(len(self), (n, 3), device=self.data.device, generator=generator)
         return self.data[index.flatten()].view(n, 3, *self.data.shape[2:])
 
+    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        # 60,000^3 triples: two fresh samples share (almost) nothing.
+        return self.sample(n, generator), self.sample(n, generator)
+
 
 def load_mnist_like(name: str, data_dir: str | None, image_size: int | None) -> ImageDataset:
+    """The 60,000 training images; the 10,000 test images are held out for the evaluation."""
     from .idx import load_idx_dataset
 
     images, labels = load_idx_dataset(name, data_dir, split="train")
-    return ImageDataset(name, resize(to_unit_range(images), image_size), labels)
+    test_images, _ = load_idx_dataset(name, data_dir, split="test")
+    return ImageDataset(name, resize(to_unit_range(images), image_size), labels,
+                        held_out=resize(to_unit_range(test_images), image_size))
 
 
 def load_stacked_mnist(data_dir: str | None, image_size: int | None) -> StackedMNIST:

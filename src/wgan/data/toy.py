@@ -23,6 +23,7 @@ class GaussianMixture(Dataset):
     """Equal-weight mixture of isotropic Gaussians with a shared std."""
 
     sample_shape = (2,)
+    evaluators = ("modes",)
 
     def __init__(self, name: str, centres: Tensor, std: float):
         super().__init__()
@@ -37,6 +38,10 @@ class GaussianMixture(Dataset):
     def to(self, device: torch.device | str) -> GaussianMixture:
         self.centres = self.centres.to(device)
         return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.centres.device
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         device = self.centres.device
@@ -62,11 +67,15 @@ class SwissRoll(Dataset):
 
     def __init__(self) -> None:
         super().__init__()
-        self.device = torch.device("cpu")
+        self._device = torch.device("cpu")
 
     def to(self, device: torch.device | str) -> SwissRoll:
-        self.device = torch.device(device)
+        self._device = torch.device(device)
         return self
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         t = 1.5 * math.pi * (1 + 2 * torch.rand(n, device=self.device, generator=generator))

@@ -15,6 +15,33 @@ from ..errors import DataError
 from .base import TensorDataset
 
 MAX_BYTES = 2**31  # a vector file larger than this is refused rather than read into memory
+VECTOR_SUFFIXES = (".npy", ".csv", ".txt")
+#: Rows held out of training for evaluation (exact W1 and its floor on data the model never saw)
+HELD_OUT_FRACTION = 0.1
+MIN_ROWS_TO_HOLD_OUT = 20
+
+
+def peek_dimension(path: str | Path) -> int | None:
+    """The width of the rows of a vector file, read from its header or first lines only; ``None``
+    when ``path`` is not a readable vector file (the full reader then says why)."""
+    path = Path(path)
+    if path.suffix.lower() not in VECTOR_SUFFIXES or not path.is_file():
+        return None
+    try:
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, _ = read_header(handle)
+            return 1 if len(shape) == 1 else int(shape[1]) if len(shape) == 2 else None
+        with open(path, newline="") as handle:
+            for row in csv.reader(line for _, line in zip(range(50), handle)):
+                if any(cell.strip() for cell in row):
+                    return len(row)
+    except Exception:  # noqa: BLE001  (any unreadable file: the reader reports it properly)
+        return None
+    return None
 
 
 def read_vectors(path: str | Path) -> np.ndarray:
@@ -32,7 +59,7 @@ def read_vectors(path: str | Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         array = _read_npy(path)
-    elif suffix in (".csv", ".txt"):
+    elif suffix in VECTOR_SUFFIXES:
         array = _read_csv(path)
     else:
         raise DataError(f"{path}: unsupported data file type {suffix!r}; use .npy or .csv")
@@ -107,13 +134,23 @@ def _is_numeric_row(row: list[str]) -> bool:
 
 
 class VectorDataset(TensorDataset):
-    """Rows of a vector file, standardised: ``x_train = (x - mean) / std`` per column."""
+    """Rows of a vector file, standardised: ``x_train = (x - mean) / std`` per column.
+
+    A fixed 10% of the rows (from 20 rows up; the same rows every time) is held out of training,
+    so that the evaluation measures samples and the real-against-real floor on data the model
+    never saw."""
 
     def __init__(self, path: str | Path):
         array = read_vectors(path)
         data = torch.from_numpy(array).float()
+        held_out = None
+        if len(data) >= MIN_ROWS_TO_HOLD_OUT:
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+            cut = max(1, int(round(HELD_OUT_FRACTION * len(data))))
+            data, held_out = data[order[cut:]], data[order[:cut]]
         mean = data.mean(0)
         std = data.std(0)
         std = torch.where(std > 0, std, torch.ones_like(std))
-        super().__init__(Path(path).name, (data - mean) / std)
+        super().__init__(Path(path).name, (data - mean) / std,
+                         held_out=None if held_out is None else (held_out - mean) / std)
         self.mean, self.std = mean, std

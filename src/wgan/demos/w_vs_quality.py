@@ -26,6 +26,7 @@ import torch
 from scipy.stats import spearmanr
 
 from ..config import Config
+from ..loop import Callback
 from ..metrics import w1_exact
 from ..train import Trainer
 from .common import plt, save, say
@@ -40,6 +41,26 @@ def checkpoints(steps: int, count: int = 20) -> tuple[list[int], list[int]]:
     return geometric, even
 
 
+class Trace(Callback):
+    """Records, at the marked steps, the running median of the critic's estimate of W (a GAN's:
+    its discriminator loss) and the exact W1 between generated and fixed real samples."""
+
+    def __init__(self, marks: set[int], real: torch.Tensor, noise: torch.Tensor,
+                 wasserstein: bool):
+        self.marks, self.real, self.noise, self.wasserstein = marks, real, noise, wasserstein
+        self.history: list[float] = []
+        self.records: dict[int, tuple[float, float]] = {}
+
+    def on_step_end(self, trainer, losses) -> None:
+        value = float(losses["critic_loss"])
+        self.history.append(-value if self.wasserstein else value)
+        if trainer.step in self.marks:
+            with torch.no_grad():
+                fake = trainer.generator(self.noise)
+            self.records[trainer.step] = (float(np.median(self.history[-WINDOW:])),
+                                          w1_exact(fake, self.real))
+
+
 def trace(loss: str, data: str, steps: int, n: int, seed: int = 0) -> dict:
     extra = {"gp_lambda": 1.0, "critic_boost": True} if loss == "wgan-gp" else {"n_critic": 1}
     config = Config(data=data, loss=loss, preset="none", steps=steps, width=128, depth=3,
@@ -49,16 +70,9 @@ def trace(loss: str, data: str, steps: int, n: int, seed: int = 0) -> dict:
     geometric, even = checkpoints(steps)
     real = trainer.data.sample(n, torch.Generator(device=trainer.device).manual_seed(seed + 7))
     noise = trainer.noise(n, torch.Generator(device=trainer.device).manual_seed(seed + 8))
-    history: list[float] = []
-    records: dict[int, tuple[float, float]] = {}
-    for mark in sorted(set(geometric) | set(even)):
-        while trainer.step < mark:
-            # the WGAN estimate of W is -critic_loss; a GAN's "estimate" is its D loss itself
-            value = float(trainer.train_step()["critic_loss"])
-            history.append(-value if loss.startswith("wgan") else value)
-        with torch.no_grad():
-            fake = trainer.generator(noise)
-        records[mark] = (float(np.median(history[-WINDOW:])), w1_exact(fake, real))
+    recorder = Trace(set(geometric) | set(even), real, noise, loss.startswith("wgan"))
+    trainer.fit(callbacks=[recorder], progress=False)
+    records = recorder.records
 
     def rho(marks: list[int]) -> float:
         est, w1 = zip(*(records[m] for m in marks))

@@ -17,17 +17,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ..files import write_atomic
+from .frechet import frechet_distance, gaussian_stats
 
 FEATURES = 128
 STACKED_SAMPLES = 26_000  # generated samples for the Stacked MNIST metrics (VEEGAN/PacGAN)
@@ -113,15 +113,13 @@ def accuracy(model: MNISTClassifier, images: Tensor, labels: Tensor) -> float:
 
 
 def save_classifier(model: MNISTClassifier, path: Path, test_accuracy: float) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-              metadata={"wgan": json.dumps({"kind": "mnist-classifier",
-                                            "test_accuracy": test_accuracy})})
-    tmp.replace(path)
-    return path
+    data = save({k: v.contiguous() for k, v in model.state_dict().items()},
+                metadata={"wgan": json.dumps({"kind": "mnist-classifier",
+                                              "test_accuracy": test_accuracy})})
+    return write_atomic(path, data)
 
 
 def load_classifier(path: str | Path) -> tuple[MNISTClassifier, float]:
@@ -173,27 +171,7 @@ def stacked_mnist_metrics(model: MNISTClassifier, images: Tensor) -> dict[str, f
             "stacked_kl": kl_from_uniform(counts), "stacked_samples": int(images.shape[0])}
 
 
-def gaussian_stats(features: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    x = features.double().cpu().numpy()
-    return x.mean(axis=0), np.cov(x, rowvar=False)
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
-                     ) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), the squared Frechet (W2) distance
-    between two Gaussians."""
-    with warnings.catch_warnings():  # singular products are handled below
-        warnings.simplefilter("ignore")
-        covmean = linalg.sqrtm(sigma1 @ sigma2)
-        if not np.isfinite(covmean).all():  # near-singular product: regularise, as is usual
-            eps = 1e-6 * np.eye(sigma1.shape[0])
-            covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
-    covmean = np.real(covmean)
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
-
-
 def classifier_frechet(model: MNISTClassifier, real: Tensor, fake: Tensor) -> float:
     """Frechet distance between real and generated digits in the classifier's feature space."""
-    return frechet_distance(*gaussian_stats(predict(model, real)[1]),
-                            *gaussian_stats(predict(model, fake)[1]))
+    return frechet_distance(*gaussian_stats(predict(model, real)[1].double().cpu().numpy()),
+                            *gaussian_stats(predict(model, fake)[1].double().cpu().numpy()))

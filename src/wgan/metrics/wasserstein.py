@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import ot
 import torch
+
+#: The network simplex's first iteration limit; raised tenfold while it is hit, up to the max.
+FIRST_ITERATION_LIMIT = 10_000_000
+MAX_ITERATION_LIMIT = 1_000_000_000
+
+
+class SolverLimitReached(RuntimeError):
+    """The exact solver stopped at its iteration limit: its cost is not the optimum."""
 
 
 def _as_matrix(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -17,7 +27,11 @@ def _as_matrix(x: np.ndarray | torch.Tensor) -> np.ndarray:
 def w1_exact(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
     """W1 between the uniform empirical distributions on the rows of ``x`` and ``y`` with
     Euclidean ground cost: ``min_pi sum_ij pi_ij ||x_i - y_j||_2`` over couplings ``pi`` with
-    uniform marginals (computed exactly by ``ot.emd2``). Samples are flattened per row."""
+    uniform marginals (computed exactly by ``ot.emd2``). Samples are flattened per row.
+
+    If the solver stops at its iteration limit (its cost is then not the optimum), the limit is
+    raised tenfold and the problem solved again, up to :data:`MAX_ITERATION_LIMIT`; past that,
+    :class:`SolverLimitReached` is raised instead of returning a wrong number."""
     x, y = _as_matrix(x), _as_matrix(y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"samples differ in dimension: {x.shape[1]} vs {y.shape[1]}")
@@ -26,4 +40,15 @@ def w1_exact(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> floa
     cost = ot.dist(x, y, metric="euclidean")
     a = np.full(len(x), 1.0 / len(x))
     b = np.full(len(y), 1.0 / len(y))
-    return float(ot.emd2(a, b, cost, numItermax=10_000_000))
+    limit = FIRST_ITERATION_LIMIT
+    while True:
+        with warnings.catch_warnings():  # the limit is checked below, not left to a warning
+            warnings.simplefilter("ignore")
+            value, log = ot.emd2(a, b, cost, numItermax=limit, log=True)
+        if log.get("warning") is None:
+            return float(value)
+        if limit >= MAX_ITERATION_LIMIT:
+            raise SolverLimitReached(f"exact W1 between {len(x)} and {len(y)} samples: the "
+                                     f"network simplex hit its iteration limit ({limit:,}) "
+                                     f"before the optimum ({log['warning']})")
+        limit = min(limit * 10, MAX_ITERATION_LIMIT)

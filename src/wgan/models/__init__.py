@@ -8,14 +8,18 @@ shape ``(B, *sample_shape)``; the critic maps such samples to one unbounded scor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from ..config import Config
 from ..errors import ConfigError
 
-Builder = Callable[[Config, tuple[int, ...]], tuple[nn.Module, nn.Module]]
+if TYPE_CHECKING:
+    from ..config import Config
+
+Builder = Callable[["Config", tuple[int, ...]], tuple[nn.Module, nn.Module]]
 _MODELS: dict[str, Builder] = {}
 
 
@@ -39,6 +43,22 @@ def build_models(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Modu
         raise ConfigError(f"unknown model {config.model!r}; choose one of: "
                           f"{', '.join(model_names())}")
     return _MODELS[config.model](config, tuple(sample_shape))
+
+
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode (batch norm uses its running statistics and does not update
+    them; spectral norm skips its power iteration), restoring each one's mode after."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
 
 
 from . import dcgan, mlp, resnet  # noqa: E402,F401  (register "dcgan", "mlp", "resnet")

@@ -11,12 +11,16 @@ whose side is 4 or 7 times a power of two (8, 16, 28, 32, 64, 128, ...).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
-from ..config import Config
 from ..errors import ConfigError
 from . import register_model
 from .layers import Conv2d, LeakyReLU
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def upsampling_plan(size: int, model: str) -> tuple[int, int]:

@@ -11,22 +11,26 @@ backward -- every matrix multiply and convolution -- on those zeros: 14% of the 
 WGAN-GP training step for the 3x512 MLP and the MNIST DCGAN, 13% for the ResNet
 (``benchmarks/RESULTS.md``).
 
-Inside :func:`penalty_forward` the layers here compute the same values and the same gradients
+Inside the penalty's forward pass (:func:`wgan.objectives.gradient_penalty` with ``fast=True``,
+the only way in) the layers here compute the same values and the same gradients
 (they call the same ATen kernels; only the order in which gradient contributions are summed may
 differ), but build their backward from the incoming
 gradient, the weights and saved *detached* tensors, so autograd knows those derivatives are zero
 and skips the work. :class:`Conv2d` goes further: while a graph is being built (the penalty's
 first-order pass, which asks for the input's gradient only) it skips the weight gradient. So a
-forward inside :func:`penalty_forward` is meant for exactly what the penalty does: a first-order
-gradient with respect to the input, built with ``create_graph=True``, then one backward through
-it. Outside the context the layers are the stock ops. The Trainer uses the context around the
-penalty's forward pass (``--no-fast-penalty`` turns it off); generators keep the stock layers.
+forward inside the penalty is meant for exactly what the penalty does: a first-order gradient
+with respect to the input, built with ``create_graph=True``, then one backward through it. The
+switch is private and thread-local: anywhere else, and in any other thread, the layers are the
+stock ops, so a user's own double backward through a critic gets every gradient.
+``--no-fast-penalty`` turns it off; generators keep the stock layers. Under autocast the
+convolution casts its input and weights to the autocast dtype itself, as the stock op would.
 ``tests/test_layers.py`` checks values, gradients and the penalty's weight gradients against the
 stock ops for every critic.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -96,42 +100,57 @@ class _Conv2d(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
-_active = False  # set by penalty_forward(); the stock ops otherwise
+_state = threading.local()  # .active: inside the penalty's forward, in this thread only
+
+
+def _active() -> bool:
+    return getattr(_state, "active", False)
 
 
 @contextmanager
-def penalty_forward(enabled: bool = True) -> Iterator[None]:
-    """Within this context the layers of this module use the backward described in the module
-    docstring. Not thread-safe: it sets a module flag."""
-    global _active
-    before, _active = _active, enabled
+def _fast_penalty_forward(enabled: bool = True) -> Iterator[None]:
+    """Within this context, in this thread, the layers of this module use the backward described
+    in the module docstring. Private: entered only by ``gradient_penalty(fast=True)``."""
+    before, _state.active = _active(), enabled
     try:
         yield
     finally:
-        _active = before
+        _state.active = before
 
 
 def leaky_relu(x: Tensor, slope: float = 0.0, inplace: bool = False) -> Tensor:
-    """``F.leaky_relu(x, slope)`` (``F.relu`` for ``slope=0``); see :func:`penalty_forward`.
+    """``F.leaky_relu(x, slope)`` (``F.relu`` for ``slope=0``); see the module docstring.
     ``inplace`` applies to the stock path only."""
-    if _active:
+    if _active():
         return _LeakyReLU.apply(x, slope)
     return F.relu(x, inplace) if slope == 0.0 else F.leaky_relu(x, slope, inplace)
 
 
 def avg_pool2x2(x: Tensor) -> Tensor:
-    """``F.avg_pool2d(x, 2)``; see :func:`penalty_forward`."""
-    return _AvgPool2x2.apply(x) if _active else F.avg_pool2d(x, 2)
+    """``F.avg_pool2d(x, 2)``; see the module docstring."""
+    return _AvgPool2x2.apply(x) if _active() else F.avg_pool2d(x, 2)
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (zero padding only) for critics; see :func:`penalty_forward`."""
+    """``nn.Conv2d`` (zero padding only) for critics; see the module docstring."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if _active and self.padding_mode == "zeros" and isinstance(self.padding, tuple):
-            return _Conv2d.apply(x, self.weight, self.bias, self.stride, self.padding,
-                                 self.dilation, self.groups)
-        return super().forward(x)
+        if not (_active() and self.padding_mode == "zeros" and isinstance(self.padding, tuple)):
+            return super().forward(x)
+        weight, bias = self.weight, self.bias
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            # What autocast does for the stock convolution: compute in its dtype. Cast outside
+            # the Function, so that the backward gets one dtype and the casts' own backward
+            # returns float32 gradients to the float32 weights.
+            dtype = torch.get_autocast_dtype(device)
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+            with torch.autocast(device, enabled=False):
+                return _Conv2d.apply(x, weight, bias, self.stride, self.padding, self.dilation,
+                                     self.groups)
+        return _Conv2d.apply(x, weight, bias, self.stride, self.padding, self.dilation,
+                             self.groups)
 
 
 class LeakyReLU(nn.Module):

@@ -4,13 +4,16 @@ units), usable on vectors and on flattened images."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from ..config import Config
 from . import register_model
 from .layers import LeakyReLU
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,

@@ -8,13 +8,17 @@ each block; the critic mirrors it (downsampling blocks, then plain ones at the b
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config
 from . import register_model
 from .dcgan import critic_norm, image_shape, upsampling_plan
 from .layers import Conv2d, avg_pool2x2, leaky_relu
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 class UpBlock(nn.Module):

@@ -1,0 +1,184 @@
+"""The loop's standard callbacks: metric sinks (CSV, TensorBoard, progress bar), checkpoints by
+steps and by wall time, sample figures, the divergence check and the signal guard.
+
+``Trainer.fit`` installs :func:`default_callbacks`; pass your own to ``fit(callbacks=...)``.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .errors import TrainingDiverged
+from .loop import Callback
+
+if TYPE_CHECKING:
+    from .train import Trainer
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint."""
+
+
+# ---- metric sinks ------------------------------------------------------------------------------
+
+class ProgressBar(Callback):
+    """A tqdm bar on standard error with the step rate and the live W estimate."""
+
+    def on_fit_start(self, trainer: Trainer, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=trainer.step, unit="step", dynamic_ncols=True,
+                        file=sys.stderr)
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, Tensor]) -> None:
+        self.bar.update(1)
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
+        key = "wasserstein_estimate" if trainer.objective.is_wasserstein else "critic_loss"
+        self.bar.set_postfix({"W" if key.startswith("w") else "D loss": f"{row[key]:.4f}"})
+
+    def on_fit_end(self, trainer: Trainer, error: BaseException | None) -> None:
+        self.bar.close()
+
+
+class CSVMetrics(Callback):
+    """One row of ``RUN/metrics.csv`` per logging step."""
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
+        trainer.run.append_metrics(row)
+
+
+class TensorBoardMetrics(Callback):
+    """The same scalars as the CSV into ``RUN/tensorboard`` (tags ``train/<column>``)."""
+
+    def on_fit_start(self, trainer: Trainer, total: int) -> None:
+        from .tensorboard import open_writer
+
+        self.writer = open_writer(trainer.run)
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.writer.add_scalar(f"train/{key}", value, row["step"])
+
+    def on_fit_end(self, trainer: Trainer, error: BaseException | None) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ---- safety ------------------------------------------------------------------------------------
+
+def check_finite(trainer: Trainer, losses: dict[str, Any] | None = None) -> None:
+    """Raise :class:`TrainingDiverged` naming the step and the quantity if a loss or a weight of
+    either network is NaN or infinite."""
+    for key, value in (losses or {}).items():
+        if not math.isfinite(float(value)):
+            _diverged(trainer, key.replace("_", " "))
+    for name, module in (("critic", trainer.critic), ("generator", trainer.generator)):
+        norms = torch._foreach_norm([p.detach() for p in module.parameters()])
+        if not torch.isfinite(torch.stack(norms)).all():
+            _diverged(trainer, f"{name} weights")
+
+
+def _diverged(trainer: Trainer, quantity: str) -> None:
+    remedy = ("lower --lr, use a smaller --clip, or a gradient penalty (--loss wgan-gp) "
+              "instead of clipping")
+    saved = ""
+    if trainer.run is not None and trainer.run.checkpoints():
+        saved = f"; the last good checkpoint is kept in {trainer.run.checkpoint_dir}"
+    raise TrainingDiverged(f"training diverged at step {trainer.step}: {quantity} is NaN or "
+                           f"infinite{saved}; try: {remedy}")
+
+
+class DivergenceGuard(Callback):
+    """Checks the window's losses and every weight at each logging step."""
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
+        check_finite(trainer, {k: row[k] for k in ("critic_loss", "generator_loss", "penalty")})
+
+
+class Checkpointer(Callback):
+    """A checkpoint every ``every_steps`` steps, every ``every_minutes`` of training, and at the
+    end. Weights and the step's losses are checked first: a non-finite state is never written
+    (so pruning never removes the last good checkpoint)."""
+
+    def __init__(self, every_steps: int, every_minutes: float = 0.0):
+        self.every_steps, self.every_seconds = every_steps, 60.0 * every_minutes
+
+    def on_fit_start(self, trainer: Trainer, total: int) -> None:
+        self.total, self.last_save = total, time.monotonic()
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, Tensor]) -> None:
+        due = trainer.step % self.every_steps == 0 or trainer.step == self.total or (
+            self.every_seconds > 0 and time.monotonic() - self.last_save >= self.every_seconds)
+        if due:
+            check_finite(trainer, losses)
+            trainer.save_checkpoint()
+            self.last_save = time.monotonic()
+
+
+class SampleFigures(Callback):
+    """The run's figures (sample grid or 2-D scatter, W curve) every ``every`` steps."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, Tensor]) -> None:
+        if trainer.step % self.every == 0:
+            trainer.save_figures()
+
+
+class SignalGuard(Callback):
+    """On SIGINT/SIGTERM: finish the current step, save a checkpoint, then stop with
+    :class:`TrainingInterrupted` saying how to resume. Main thread only."""
+
+    def on_fit_start(self, trainer: Trainer, total: int) -> None:
+        self.received: str | None = None
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handler)
+                             for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, Tensor]) -> None:
+        if self.received:
+            name, self.received = self.received, None
+            check_finite(trainer, losses)
+            trainer.save_checkpoint()
+            raise TrainingInterrupted(f"{name} received: stopped at step {trainer.step} and saved "
+                                      f"a checkpoint; continue with: wgan train --resume "
+                                      f"{trainer.run.path}")
+
+    def on_fit_end(self, trainer: Trainer, error: BaseException | None) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def default_callbacks(trainer: Trainer, progress: bool = True) -> list[Callback]:
+    """What ``Trainer.fit`` installs: the divergence check always; with a run directory (on the
+    process that writes, rank 0 when distributed) metrics, checkpoints, figures and the signal
+    guard; a progress bar if ``progress``."""
+    config = trainer.config
+    callbacks: list[Callback] = [DivergenceGuard()]
+    if progress and trainer.is_main_process:
+        callbacks.append(ProgressBar())
+    if trainer.run is not None:
+        if trainer.is_main_process:
+            callbacks += [CSVMetrics(), TensorBoardMetrics()]
+            if config.sample_every:
+                callbacks.append(SampleFigures(config.sample_every))
+        callbacks += [Checkpointer(config.checkpoint_every, config.checkpoint_minutes),
+                      SignalGuard()]
+    return callbacks
+
