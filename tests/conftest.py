@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 #: Small, fast settings for real end-to-end runs on CPU.
-TINY = ["--width", "32", "--depth", "2", "--batch-size", "32", "--noise-dim", "4",
+TINY = ["--width", "32", "--depth", "2", "--batch-size", "32", "--noise-dim", "4", "--sample-every", "0",
         "--threads", "1", "--quiet"]
 
 

@@ -299,3 +299,33 @@ def test_classifier_learns_and_feeds_the_metrics(shared_data, tmp_path):
     bad.write_bytes(b"\x00" * 30)
     with pytest.raises(Exception, match="not a wgan MNIST classifier"):
         clf.load_classifier(bad)
+
+
+def test_evaluation_runs_the_classifier_metrics_on_mnist_and_stacked_mnist(shared_data, tmp_path,
+                                                                             monkeypatch):
+    """The evaluation path end to end: a real (tiny) MNIST run and a Stacked MNIST run, evaluated
+    with a classifier trained on the real files."""
+    from wgan import Trainer
+    from wgan.data.idx import load_idx_dataset
+    from wgan.data.images import to_unit_range
+
+    images, labels = load_idx_dataset("mnist", str(shared_data / "mnist"), "train")
+    model = clf.train_classifier(to_unit_range(images[:3000]), labels[:3000], epochs=1)
+    path = clf.save_classifier(model, tmp_path / "c.safetensors", 0.9)
+    monkeypatch.setattr(clf, "STACKED_SAMPLES", 2600)  # 26,000 in the protocol; a tenth here
+    common = dict(data_dir=str(shared_data / "mnist"), model="dcgan", width=8, noise_dim=8,
+                  batch_size=16, steps=3, threads=2)
+    mnist = Trainer(Config(data="mnist", **common), log=lambda m: None)
+    mnist.fit(progress=False)
+    results = mnist.evaluate(n=300, classifier=path)
+    assert results["n"] == 300 and results["classifier_test_accuracy"] == pytest.approx(0.9)
+    assert 1 <= results["classes_captured"] <= 10 and results["classes_total"] == 10
+    assert 0 <= results["class_kl"] <= np.log(10) + 1e-9
+    assert results["classifier_frechet"] > 0
+    stacked = Trainer(Config(data="stacked-mnist", **common), log=lambda m: None)
+    results = stacked.evaluate(n=200, classifier=path)
+    assert results["stacked_samples"] == 2600 and results["stacked_modes_total"] == 1000
+    assert 1 <= results["stacked_modes"] <= 1000 and results["stacked_kl"] >= 0
+    with pytest.raises(ConfigError, match="need mnist or stacked-mnist"):
+        Trainer(Config(data="digits", model="dcgan", width=8, noise_dim=8, steps=1),
+                log=lambda m: None).evaluate(n=50, classifier=path)

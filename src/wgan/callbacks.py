@@ -57,18 +57,27 @@ class CSVMetrics(Callback):
 
 
 class TensorBoardMetrics(Callback):
-    """The same scalars as the CSV into ``RUN/tensorboard`` (tags ``train/<column>``)."""
+    """``RUN/tensorboard``: the CSV's rows as scalars (one tag per column), the config as text,
+    and the sample figure of each ``sample_every`` step as an image."""
 
     def on_fit_start(self, trainer: Trainer, total: int) -> None:
-        from .tensorboard import open_writer
+        from . import tensorboard
 
-        self.writer = open_writer(trainer.run)
+        self.tb = tensorboard
+        self.writer = tensorboard.open_writer(trainer.run)
+        if self.writer is not None and trainer.step == 0:
+            tensorboard.log_config(self.writer, trainer.config)
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, Tensor]) -> None:
+        every = trainer.config.sample_every
+        if self.writer is not None and every and trainer.step % every == 0:
+            png = trainer.run.plot_dir / f"samples-step-{trainer.step:08d}.png"
+            if png.is_file():  # written just before by SampleFigures
+                self.tb.log_image(self.writer, "samples", png, trainer.step)
 
     def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.writer is not None:
-            for key, value in row.items():
-                if key != "step":
-                    self.writer.add_scalar(f"train/{key}", value, row["step"])
+            self.tb.log_row(self.writer, row)
 
     def on_fit_end(self, trainer: Trainer, error: BaseException | None) -> None:
         if self.writer is not None:
@@ -175,9 +184,9 @@ def default_callbacks(trainer: Trainer, progress: bool = True) -> list[Callback]
         callbacks.append(ProgressBar())
     if trainer.run is not None:
         if trainer.is_main_process:
-            callbacks += [CSVMetrics(), TensorBoardMetrics()]
             if config.sample_every:
                 callbacks.append(SampleFigures(config.sample_every))
+            callbacks += [CSVMetrics(), TensorBoardMetrics()]
         callbacks += [Checkpointer(config.checkpoint_every, config.checkpoint_minutes),
                       SignalGuard()]
     return callbacks

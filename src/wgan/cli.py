@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue this run to its total --steps (or to a new --steps)")
     train.add_argument("--config", metavar="FILE", help="settings from a .json or .toml file")
     train.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    train.add_argument("--no-report", action="store_true",
+                       help="do not write RUN/report.html at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(train)
 
@@ -100,6 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                           help="where to evaluate (default: auto), whatever device trained the "
                                "run")
+
+    report = commands.add_parser(
+        "report", help="one self-contained HTML report of one or several runs",
+        description="Settings, W estimate and losses over training, samples at several points "
+                    "of training, and the evaluation of each run; several runs side by side "
+                    "with their curves overlaid. Opens offline.")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    report.add_argument("--out", metavar="FILE.html", default=None,
+                        help="where to write it (default: RUN/report.html for one run, "
+                             "./report.html for several)")
+    report.add_argument("--force", action="store_true",
+                        help="replace an existing file that is not a wgan report")
+
+    compare = commands.add_parser("compare", help="the settings that differ between runs and "
+                                  "their final metrics, as a table")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
 
     classifier = commands.add_parser("classifier", help="the MNIST classifier behind the image "
                                      "metrics")
@@ -172,9 +191,33 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.fit(progress=not args.quiet)
     trainer.save_figures()
     if not args.no_eval:
+        from .tensorboard import write_hparams
+
         results = trainer.evaluate()
         trainer.run.write_eval(results)
+        write_hparams(trainer.run, trainer.config, results)
         print(_format_results(results))
+    if not args.no_report:
+        from .report import write_report
+
+        _log(f"report: {write_report([trainer.run.path], trainer.run.path / 'report.html')}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    out = args.out or (Path(args.runs[0]) / "report.html" if len(args.runs) == 1
+                       else Path("report.html"))
+    _log(f"wrote {write_report(args.runs, out, force=args.force)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import compare, format_comparison
+
+    result = compare(args.runs)
+    print(json.dumps(result) if args.json else format_comparison(result))
     return 0
 
 
@@ -292,8 +335,8 @@ def _format_results(results: dict[str, Any]) -> str:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "demo": cmd_demo,
-            "classifier": cmd_classifier,
-            "divergence": cmd_divergence}
+            "classifier": cmd_classifier, "divergence": cmd_divergence, "report": cmd_report,
+            "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,8 +209,9 @@ class Config:
     checkpoint_minutes: float = _field("logging", "minutes of training between checkpoints, "
                                        "whatever the step count (0 = by steps only)", default=5.0)
     keep_checkpoints: int = _field("logging", "how many recent checkpoints to keep", default=3)
-    sample_every: int = _field("logging", "generator steps between sample figures/grids (0 = "
-                               "only at the end)", default=0)
+    sample_every: int | None = _field("logging", "generator steps between sample figures/grids, "
+                                      "kept for the report (0 = only at the end; default: "
+                                      "every fifth of the run)", default=None)
     eval_samples: int = _field("logging", "samples used by the exact-W1 evaluation",
                                default=2000)
 
@@ -240,6 +241,8 @@ class Config:
                         break
         if values["lr_generator"] is None:
             values["lr_generator"] = values["lr"]
+        if values["sample_every"] is None:
+            values["sample_every"] = max(1, values["steps"] // 5)
         if values["betas"] is not None:
             values["betas"] = tuple(float(b) for b in values["betas"])
         resolved = ResolvedConfig(**values)
@@ -279,7 +282,7 @@ class Config:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.channels is not None and self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
-        if self.sample_every < 0:
+        if self.sample_every is not None and self.sample_every < 0:
             raise ConfigError(f"sample_every must be >= 0, got {self.sample_every}")
         constraint = self.constraint or LOSSES[self.loss].constraint
         if CONSTRAINTS[constraint].per_sample and self.critic_norm == "batch":

@@ -73,6 +73,17 @@ class MetricWindow:
         return row
 
 
+def gradient_norms(trainer: Trainer) -> dict[str, float]:
+    """The L2 norm of each network's gradient from its last update (the last critic iteration,
+    the generator iteration), over all its parameters."""
+    norms = {}
+    for name, module in (("critic", trainer.critic), ("generator", trainer.generator)):
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        total = torch.stack(torch._foreach_norm(grads)).norm() if grads else None
+        norms[f"{name}_grad_norm"] = float(total) if total is not None else float("nan")
+    return norms
+
+
 def fit(trainer: Trainer, total: int, callbacks: list[Callback], log_every: int
         ) -> dict[str, Any]:
     """Train ``trainer`` until ``total`` generator steps, calling ``callbacks``. Returns the last
@@ -90,7 +101,8 @@ def fit(trainer: Trainer, total: int, callbacks: list[Callback], log_every: int
             for callback in callbacks:
                 callback.on_step_end(trainer, losses)
             if trainer.step % log_every == 0 or trainer.step == total:
-                row = window.row(trainer.step, trainer.objective.is_wasserstein)
+                row = {**window.row(trainer.step, trainer.objective.is_wasserstein),
+                       **gradient_norms(trainer)}
                 for callback in callbacks:
                     callback.on_log(trainer, row)
     except StopTraining:

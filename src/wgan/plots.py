@@ -25,13 +25,19 @@ from .sampling import Sampler  # noqa: E402
 def save_run_figures(plot_dir: Path, sampler: Sampler, critic: nn.Module, data: Dataset,
                      step: int, metrics: list[dict[str, float]], title: str) -> list[Path]:
     """Write the figures that fit the data into ``plot_dir``; return their paths: 2-D samples
-    over the critic's contours (``samples.png``) or a grid of 64 samples from fixed noise
-    (``samples.png`` and ``samples-step-N.png``), and the W estimate (``wasserstein.png``)."""
+    over the critic's contours, or a grid of 64 samples from fixed noise (each as
+    ``samples-step-N.png`` and as the latest, ``samples.png``), and the W estimate
+    (``wasserstein.png``)."""
     plot_dir.mkdir(exist_ok=True)
     paths = []
     if data.sample_shape == (2,):
-        paths.append(plot_samples_2d(sampler, critic, data, plot_dir / "samples.png",
-                                     title=f"{title}, step {step}"))
+        snapshot = plot_samples_2d(sampler, critic, data, plot_dir / f"samples-step-{step:08d}.png",
+                                   title=f"{title}, step {step}")
+        paths += [snapshot, copy_file(snapshot, plot_dir / "samples.png")]
+    elif len(data.sample_shape) == 1:
+        snapshot = plot_vector_samples(sampler, data, plot_dir / f"samples-step-{step:08d}.png",
+                                       title=f"{title}, step {step}")
+        paths += [snapshot, copy_file(snapshot, plot_dir / "samples.png")]
     elif data.is_image:
         # The same noise every time (the sample seed is fixed), so the grids show progress.
         images = sampler.sample(64)
@@ -81,6 +87,43 @@ def plot_samples_2d(sampler: Sampler, critic: nn.Module, data: Dataset, path: Pa
     fig.tight_layout()
     save_figure(fig, path)
     return path
+
+
+@torch.no_grad()
+def plot_vector_samples(sampler: Sampler, data: Dataset, path: Path, n: int = 1000,
+                        title: str = "", max_dims: int = 4) -> Path:
+    """Vectors other than 2-D: histograms of each of the first ``max_dims`` coordinates on the
+    diagonal, pairwise scatter plots off it; real in grey, generated in orange (data units)."""
+    rng = torch.Generator(device=data.device).manual_seed(777)
+    real = data.to_data_units(data.sample(n, rng)).cpu().numpy()
+    fake = sampler.sample(n, seed=778).numpy()
+    d = min(max_dims, real.shape[1])
+    fig, axes = plt.subplots(d, d, figsize=(2.6 * d + 1, 2.6 * d + 0.5), squeeze=False)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i][j]
+            if i == j:
+                bins = np.histogram_bin_edges(np.concatenate([real[:, i], fake[:, i]]), 30)
+                ax.hist(real[:, i], bins=bins, color="0.6", alpha=0.7, label="real")
+                ax.hist(fake[:, i], bins=bins, color="tab:orange", alpha=0.6, label="generated")
+            else:
+                ax.scatter(real[:, j], real[:, i], s=2, c="0.6", alpha=0.6)
+                ax.scatter(fake[:, j], fake[:, i], s=2, c="tab:orange", alpha=0.6)
+            if i == d - 1:
+                ax.set_xlabel(f"x{j}")
+            if j == 0:
+                ax.set_ylabel(f"x{i}")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title + (f" (first {d} of {real.shape[1]} coordinates)" if real.shape[1] > d
+                          else ""))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def copy_file(source: Path, path: Path) -> Path:
+    from .files import write_atomic
+
+    return write_atomic(path, source.read_bytes())
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:

@@ -38,7 +38,8 @@ from .files import write_atomic
 CHECKPOINT_FORMAT = 1
 _CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})\.safetensors$")
 METRIC_COLUMNS = ("step", "critic_steps", "wasserstein_estimate", "critic_loss",
-                  "generator_loss", "penalty", "seconds", "steps_per_second")
+                  "generator_loss", "penalty", "critic_grad_norm", "generator_grad_norm",
+                  "seconds", "steps_per_second")
 
 
 def default_run_path(config: Config, root: str | Path = "runs") -> Path:
@@ -225,8 +226,13 @@ class RunDir:
 
     def append_metrics(self, row: dict[str, float]) -> None:
         new = not self.metrics_path.exists()
+        columns = METRIC_COLUMNS
+        if not new:  # a run started by an earlier version keeps its own columns
+            with open(self.metrics_path, newline="") as handle:
+                header = next(csv.reader(handle), None)
+            columns = tuple(header) if header else columns
         with open(self.metrics_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore",
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore",
                                     lineterminator="\n")
             if new:
                 writer.writeheader()
