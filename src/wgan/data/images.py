@@ -204,7 +204,9 @@ def load_image_folder(path: Path, image_size: int | None, channels: int | None) 
     out = torch.empty(len(pictures), channels, size, size, dtype=torch.uint8)
     for i, picture in enumerate(pictures):
         out[i] = _square(picture.convert(mode), size, channels)
-    return ImageDataset(path.name or "images", to_unit_range(out))
+    dataset = ImageDataset(path.name or "images", to_unit_range(out))
+    dataset.source = str(path.resolve())  # what the FID statistics cache is keyed by
+    return dataset
 
 
 def _square(image, size: int, channels: int) -> Tensor:

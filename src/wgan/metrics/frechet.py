@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import linalg
 
-#: The largest imaginary part of sqrtm(S1 S2) accepted as rounding, relative to its diagonal.
-IMAGINARY_TOLERANCE = 1e-3
+#: Eigenvalues below ``-NEGATIVE_TOLERANCE * largest`` mean a matrix is not a covariance.
+NEGATIVE_TOLERANCE = 1e-6
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -17,28 +14,31 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
+def _psd_eigenvalues(matrix: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (clipped at 0) and eigenvectors of a symmetric positive semi-definite matrix;
+    ``ValueError`` if it has a clearly negative eigenvalue."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    scale = max(float(np.abs(values).max()), 1e-300)
+    if values.min() < -NEGATIVE_TOLERANCE * scale:
+        raise ValueError(f"Frechet distance: {name} is not positive semi-definite (eigenvalue "
+                         f"{values.min():.3g}, largest {values.max():.3g}), so (S1 S2)^(1/2) "
+                         "would be imaginary: not a covariance matrix")
+    return np.clip(values, 0.0, None), vectors
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
                      ) -> float:
     """``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))``: the squared Frechet (W2) distance
     between two Gaussians.
 
-    For two covariance matrices ``S1 S2`` has non-negative eigenvalues, so its square root is real
-    up to rounding; near-singular products are regularised (``1e-6`` on the diagonal). An
-    imaginary part above :data:`IMAGINARY_TOLERANCE` (relative) means an input is not a
-    covariance matrix: ``ValueError``, rather than a number computed from its real part."""
-    with warnings.catch_warnings():  # singular products are handled below
-        warnings.simplefilter("ignore")
-        covmean = linalg.sqrtm(sigma1 @ sigma2)
-        if not np.isfinite(covmean).all():
-            eps = 1e-6 * np.eye(sigma1.shape[0])
-            covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
-    if np.iscomplexobj(covmean):
-        scale = max(1.0, float(np.abs(np.diagonal(covmean)).max()))
-        imaginary = float(np.abs(covmean.imag).max())
-        if imaginary > IMAGINARY_TOLERANCE * scale:
-            raise ValueError(f"Frechet distance: sqrtm(S1 S2) has an imaginary part of "
-                             f"{imaginary:.3g} (relative tolerance {IMAGINARY_TOLERANCE}); a "
-                             "covariance matrix is not positive semi-definite")
-        covmean = covmean.real
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    ``Tr (S1 S2)^(1/2)`` is computed as the sum of the square roots of the eigenvalues of the
+    symmetric matrix ``S1^(1/2) S2 S1^(1/2)``, which has the same eigenvalues: stable for the
+    singular covariances of few samples in many dimensions, where ``scipy.linalg.sqrtm(S1 S2)``
+    returns large spurious imaginary parts. A matrix that is not positive semi-definite (whose
+    square root would truly be imaginary) raises ``ValueError`` instead of giving a number."""
+    values1, vectors1 = _psd_eigenvalues(np.asarray(sigma1, dtype=np.float64), "S1")
+    root1 = (vectors1 * np.sqrt(values1)) @ vectors1.T
+    _psd_eigenvalues(np.asarray(sigma2, dtype=np.float64), "S2")
+    product, _ = _psd_eigenvalues(root1 @ sigma2 @ root1, "S1^(1/2) S2 S1^(1/2)")
+    diff = np.asarray(mu1, dtype=np.float64) - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.sqrt(product).sum())
