@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-report", action="store_true",
                        help="do not write RUN/report.html at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--nproc", type=int, default=None, metavar="N",
+                       help="train with N processes on this machine: starts torchrun "
+                            "--standalone --nproc-per-node N (gloo on CPU, NCCL on GPUs); "
+                            "under torchrun itself, leave it out")
     _add_config_flags(train)
 
     sample = commands.add_parser("sample", help="write samples of a trained run to a file")
@@ -164,9 +168,33 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _start_torchrun(nproc: int, argv: list[str]) -> int:
+    """Re-run this command under ``torchrun --standalone --nproc-per-node nproc``."""
+    import subprocess
+
+    if nproc < 1:
+        raise WganError(f"--nproc must be >= 1, got {nproc}")
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "wgan", *rest]
+    _log("starting: torchrun " + " ".join(command[3:]))
+    return subprocess.call(command)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import distributed
     from .runtime import configure_process
     from .train import Trainer
+
+    if args.nproc is not None and not distributed.launched_by_torchrun():
+        return _start_torchrun(args.nproc, args.argv)
 
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                 if hasattr(args, f.name)}
@@ -182,13 +210,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = config.replace(data=str(Path(config.data).resolve()))
         # Everything that can fail on bad input is built before the run directory exists.
         trainer = Trainer(config, log=_log, out=args.out or default_run_path(config))
-        _log(f"run directory: {trainer.run.path}")
+        trainer.log(f"run directory: {trainer.run.path}")
     configure_process(trainer.config)
     if trainer.step >= trainer.config.steps:
-        _log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
+        trainer.log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
              "pass a larger --steps to continue")
     else:
         trainer.fit(progress=not args.quiet)
+    if trainer.dist:  # training is over: the other processes are done, rank 0 finishes alone
+        trainer.dist.barrier()
+        distributed.teardown()
+        if not trainer.is_main_process:
+            return 0
     trainer.save_figures()
     if not args.no_eval:
         from .tensorboard import write_hparams
@@ -345,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["train"]  # `wgan` alone runs the default job
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2

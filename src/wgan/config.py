@@ -161,6 +161,9 @@ class Config:
     clip: float = _field("algorithm", "weight-clipping bound c (--constraint clip)", default=0.01)
     gp_lambda: float | None = _field("algorithm", "gradient-penalty weight lambda (--constraint "
                                      "gp or lp)", default=None)
+    sync_batch_norm: bool = _field("algorithm", "with several processes on CUDA, batch norm in the "
+                                   "generator normalises over the global batch "
+                                   "(SyncBatchNorm) instead of each process's own", default=False)
     ema: float | None = _field("algorithm", "decay of the generator's exponential moving average "
                                "used for sampling and evaluation (0 = off)", default=None)
 

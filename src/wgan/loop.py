@@ -9,6 +9,7 @@ checkpoints, figures, the divergence check, signals -- is a :class:`Callback`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -62,8 +63,13 @@ class MetricWindow:
         self.steps += 1
         self.critic_steps += critic_steps
 
-    def row(self, step: int, wasserstein: bool = True) -> dict[str, Any]:
-        critic_loss, generator_loss, penalty = (self.sums / max(self.steps, 1)).tolist()
+    def row(self, step: int, wasserstein: bool = True,
+            reduce: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+        """The window's mean losses (averaged over the processes by ``reduce``, if given)."""
+        means = self.sums / max(self.steps, 1)
+        if reduce is not None:
+            means = reduce(means)
+        critic_loss, generator_loss, penalty = means.tolist()
         seconds = time.perf_counter() - self.start
         row = {"step": step, "critic_steps": self.critic_steps,
                "wasserstein_estimate": -critic_loss if wasserstein else float("nan"),
@@ -101,7 +107,8 @@ def fit(trainer: Trainer, total: int, callbacks: list[Callback], log_every: int
             for callback in callbacks:
                 callback.on_step_end(trainer, losses)
             if trainer.step % log_every == 0 or trainer.step == total:
-                row = {**window.row(trainer.step, trainer.objective.is_wasserstein),
+                reduce = trainer.dist.mean if trainer.dist else None
+                row = {**window.row(trainer.step, trainer.objective.is_wasserstein, reduce),
                        **gradient_norms(trainer)}
                 for callback in callbacks:
                     callback.on_log(trainer, row)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import loop
+from . import distributed, loop
 from .algorithm import Algorithm, LearningRateSchedule
 from .callbacks import TrainingInterrupted, default_callbacks
 from .config import Config, resumable_fields
@@ -80,8 +80,11 @@ class Trainer:
     def __init__(self, config: Config, run: RunDir | None = None, dataset: Dataset | None = None,
                  log: Callable[[str], None] | None = None, *, out: str | Path | None = None,
                  generator: nn.Module | None = None, critic: nn.Module | None = None):
-        self.log = log or _stderr
         config.validate()  # bad values fail before any data is read
+        self.dist = distributed.setup(config.device)  # under torchrun: this process's rank
+        self.rank = self.dist.rank if self.dist else 0
+        self.is_main_process = self.rank == 0
+        self.log = (log or _stderr) if self.is_main_process else (lambda message: None)
         data = dataset if dataset is not None else load_dataset(config)
         self.config = config = config.resolve(data.sample_shape)
         self.runtime = Runtime.from_config(config, self.log)
@@ -93,6 +96,11 @@ class Trainer:
                 built = build_models(config, data.sample_shape)
                 generator, critic = generator or built[0], critic or built[1]
             critic = self.constraint.prepare(critic)
+        if config.sync_batch_norm and self.dist:
+            if self.runtime.device.type != "cuda":
+                raise ConfigError("--sync-batch-norm needs CUDA: PyTorch's SyncBatchNorm runs on "
+                                  "GPUs only (on CPU, batch norm uses each process's batch)")
+            generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
         self.generator, self.critic = generator, critic
         self.data = self.runtime.place(data, generator, critic)
         self.opt_critic = make_optimizer(config.optimizer, critic.parameters(), config.lr,
@@ -105,12 +113,29 @@ class Trainer:
         self.ema = ExponentialMovingAverage(generator, config.ema) if config.ema > 0 else None
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.step = 0
-        self.rank, self.is_main_process = 0, True
-        # A penalty differentiates the critic twice, which torch.compile cannot compile.
+        # DDP wraps the modules for the generator's forward and the critic step; the generator
+        # step runs the bare critic (constant weights: no gradient to average). A penalty
+        # differentiates the critic twice, which torch.compile cannot compile.
+        wrap = (lambda m: self.dist.wrap(m, self.device)) if self.dist else (lambda m: m)
+        no_compile = self.constraint.needs_double_backward
         self.algorithm = self._algorithm(
-            self.runtime.forward(generator, "generator"),
-            self.runtime.forward(critic, "critic", not self.constraint.needs_double_backward))
-        self.run = RunDir.create(out, config) if out is not None else run
+            self.runtime.forward(wrap(generator), "generator"),
+            self.runtime.forward(wrap(critic), "critic", not no_compile),
+            self.runtime.forward(critic, "critic", not no_compile) if self.dist else None)
+        self.run = self._create_run(out, config) if out is not None else run
+        if self.dist:
+            self.log(f"distributed: {self.dist.world_size} processes ({self.dist.backend}), "
+                     f"global batch {config.batch_size} x {self.dist.world_size} = "
+                     f"{config.batch_size * self.dist.world_size}")
+
+    def _create_run(self, out: str | Path, config: Config) -> RunDir:
+        """A fresh run directory (rank 0 makes it; every rank gets rank 0's path)."""
+        if self.dist is None:
+            return RunDir.create(out, config)
+        path = self.dist.broadcast(str(out))
+        run = RunDir.create(path, config) if self.is_main_process else RunDir(path)
+        self.dist.barrier()
+        return run
 
     def _algorithm(self, generate: Callable[[Tensor], Tensor],
                    criticize: Callable[[Tensor], Tensor],
@@ -137,6 +162,8 @@ class Trainer:
         """One generator step and its critic steps (with the learning-rate schedule and the
         moving average). Returns detached scalar losses, left on the device."""
         self.schedule.apply(self.step)
+        if self.dist:  # each rank its own stream, reproducible whatever the number of ranks
+            self.rng.manual_seed(distributed.step_seed(self.config.seed, self.rank, self.step))
         losses = self.algorithm.step(self.step)
         if self.ema is not None:
             self.ema.update(self.generator)
@@ -168,7 +195,8 @@ class Trainer:
                         "data.std": self.data.std})
         meta = {"param_groups": groups, "sample_shape": list(self.data.sample_shape),
                 "noise_dim": self.config.noise_dim, "config": self.config.to_dict(),
-                "torch": torch.__version__, "rng_device": self.device.type}
+                "torch": torch.__version__, "rng_device": self.device.type,
+                "world_size": self.dist.world_size if self.dist else 1}
         return tensors, meta
 
     def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
@@ -215,6 +243,10 @@ class Trainer:
             checkpoint, tensors, meta = run.latest_checkpoint(warn=trainer.log)
             trainer.load_state(tensors, meta)
             where = f"from {checkpoint.name}"
+            before, now = meta.get("world_size", 1), trainer.dist.world_size if trainer.dist else 1
+            if before != now:
+                trainer.log(f"note: trained with {before} process(es), continuing with {now}: the "
+                            f"global batch is now {trainer.config.batch_size * now}")
         else:
             where = "from step 0: it has no checkpoint yet"
         if trainer.config.lr_decay != "none" and stored.steps != trainer.config.steps:

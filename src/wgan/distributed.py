@@ -1,0 +1,113 @@
+"""Training in several processes through PyTorch's own engine: ``torchrun`` starts the processes
+(one machine or several), ``torch.distributed`` connects them (gloo on CPU, NCCL on GPUs), and
+``DistributedDataParallel`` averages the gradients of the generator and of the critic, wrapped
+separately.
+
+What each process does:
+
+* Every rank builds the same networks from the seed; DDP also broadcasts rank 0's weights.
+* Every rank draws its own real batch, noise and interpolation weights: its random generator is
+  reseeded at every generator step from ``(seed, rank, step)``, so the ranks see different data,
+  a run is reproducible, and a resume with any number of processes continues the same way.
+  The global batch is ``batch_size x world_size``; learning rates are not scaled.
+* The critic step does one backward of the whole critic loss (real, fake and penalty terms),
+  after the penalty's input gradient is taken with ``create_graph=True``: DDP then averages the
+  full gradient. (Backpropagating the penalty on its own leaves the ranks with different
+  gradients and no error.) Weight clipping after the averaged update keeps the ranks identical;
+  spectral norm's power-iteration vectors are buffers, broadcast from rank 0 with each forward.
+* The generator step runs the critic's bare module (its weights are constants there).
+* Batch norm in the generator normalises each rank's own batch; its running statistics are
+  broadcast from rank 0 (DDP's default). ``--sync-batch-norm`` (CUDA only) makes it normalise
+  over the global batch.
+* Only rank 0 writes: metrics, checkpoints, figures, the report. The losses it logs are averaged
+  over the ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .errors import ConfigError
+
+#: Seconds a collective may wait for the other ranks before failing (a dead peer usually fails
+#: it at once; this bounds the rest).
+TIMEOUT_SECONDS = float(os.environ.get("WGAN_DIST_TIMEOUT", "300"))
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a multi-process run."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """``module`` in a DistributedDataParallel wrapper (the module itself is unchanged)."""
+        ids = [device.index if device.index is not None else self.local_rank] \
+            if device.type == "cuda" else None
+        # Buffers (batch-norm statistics, spectral-norm vectors) follow rank 0's at each forward:
+        # DDP's default.
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def mean(self, tensor: Tensor) -> Tensor:
+        """The mean of ``tensor`` over the ranks (every rank must call it)."""
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total / self.world_size
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank."""
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+
+def setup(device: str) -> Distributed | None:
+    """Join the process group torchrun set up the environment for (or the one already
+    initialised); ``None`` when this is a single process. On CUDA each process takes the GPU of
+    its local rank."""
+    if not dist.is_available() or not (dist.is_initialized() or launched_by_torchrun()):
+        return None
+    if not dist.is_initialized():
+        local_rank = int(os.environ["LOCAL_RANK"])
+        cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        if cuda:
+            if not torch.cuda.is_available():
+                raise ConfigError("device 'cuda' requested but no CUDA GPU is available")
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if cuda else "gloo",
+                                timeout=timedelta(seconds=TIMEOUT_SECONDS))
+    local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    return Distributed(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend())
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of ``rank``'s random stream at generator step ``step``: distinct per rank and
+    step, the same in every run."""
+    return (seed * 0x9E3779B97F4A7C15 + rank * 0xBF58476D1CE4E5B9 + step * 0x94D049BB133111EB
+            + 1) % (2**63 - 1)
