@@ -154,8 +154,9 @@ def test_image_folders(files):
         except DataError as err:
             assert "\n" not in str(err)
         else:
-            assert ds.data.shape[1:] in ((1, 8, 8), (3, 8, 8))
-            assert ds.data.min() >= -1 and ds.data.max() <= 1
+            assert ds.data.shape[1:] in ((1, 8, 8), (3, 8, 8)) and ds.data.dtype == torch.uint8
+            batch = ds.sample(4, torch.Generator().manual_seed(0))
+            assert batch.min() >= -1 and batch.max() <= 1
 
 
 _GOOD_CIFAR = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2]}, protocol=2)

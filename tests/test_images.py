@@ -13,6 +13,7 @@ from conftest import TINY, assert_one_line_error, idx_bytes, run_cli
 from wgan import Config
 from wgan.data import load_dataset
 from wgan.data.idx import read_idx
+from wgan.data.images import to_unit_range
 from wgan.errors import ConfigError, DataError
 from wgan.metrics import classifier as clf
 from wgan.models import build_models
@@ -39,9 +40,12 @@ def test_idx_round_trip_gzip_and_raw(tmp_path):
     assert np.array_equal(read_idx(raw), labels)
     data = load_dataset(Config(data="mnist", data_dir=str(tmp_path / "m")))
     assert data.sample_shape == (1, 28, 28) and len(data) == 40
+    # held as the file's own bytes (a quarter of float32), in [-1, 1] once sampled
+    assert data.data.dtype == torch.uint8 and torch.equal(data.data[:, 0], torch.from_numpy(images))
+    batch = data.sample(500, torch.Generator().manual_seed(0))
+    assert batch.dtype == torch.float32 and batch.min() >= -1 and batch.max() <= 1
     expected = torch.from_numpy(images[:, None].astype(np.float32)) / 127.5 - 1
-    assert torch.allclose(data.data, expected)
-    assert data.data.min() >= -1 and data.data.max() <= 1
+    assert torch.allclose(to_unit_range(data.data), expected)
 
 
 @pytest.mark.parametrize("mutate,fragment", [
@@ -81,7 +85,7 @@ def test_real_mnist_and_fashion(shared_data):
         counts = torch.bincount(data.labels)
         assert counts.min() == (5421 if name == "mnist" else 6000)  # MNIST's rarest class: 5
         assert counts.max() == (6742 if name == "mnist" else 6000)  # MNIST's commonest: 1
-        assert data.data.min() == -1 and data.data.max() == 1
+        assert data.data.min() == 0 and data.data.max() == 255
     resized = load_dataset(Config(data="mnist", data_dir=str(shared_data / "mnist"), image_size=32))
     assert resized.sample_shape == (1, 32, 32)
 
@@ -90,7 +94,7 @@ def test_stacked_mnist_stacks_three_digits(shared_data):
     data = load_dataset(Config(data="stacked-mnist", data_dir=str(shared_data / "mnist")))
     x = data.sample(50, torch.Generator().manual_seed(0))
     assert x.shape == (50, 3, 28, 28)
-    flat = data.data.flatten(1)
+    flat = to_unit_range(data.data).flatten(1)
     for sample in x[:5]:  # each channel is some MNIST digit
         for channel in sample:
             assert (flat == channel.flatten()).all(dim=1).any()
@@ -99,7 +103,8 @@ def test_stacked_mnist_stacks_three_digits(shared_data):
 def test_digits_need_no_files():
     data = load_dataset(Config(data="digits"))
     assert data.sample_shape == (1, 8, 8) and len(data) == 1797
-    assert data.data.min() == -1 and data.data.max() == 1
+    pixels = to_unit_range(data.data)
+    assert pixels.min() == -1 and pixels.max() == 1
     assert load_dataset(Config(data="digits", image_size=16)).sample_shape == (1, 16, 16)
 
 
@@ -120,7 +125,7 @@ def test_cifar10_batches(tmp_path):
     ds = load_dataset(Config(data="cifar10", data_dir=str(tmp_path / "c")))
     assert ds.sample_shape == (3, 32, 32) and ds.labels.tolist() == labels
     first = torch.from_numpy(data[0].reshape(3, 32, 32).astype(np.float32)) / 127.5 - 1
-    assert torch.allclose(ds.data[0], first)
+    assert torch.allclose(to_unit_range(ds.data[:1])[0], first)
 
 
 class _Exploit:
@@ -162,7 +167,8 @@ def test_image_folder_recursive_resized_and_cropped(tmp_path):
     (folder / "notes.txt").write_text("ignored: not an image suffix")
     ds = load_dataset(Config(data=str(folder), image_size=16))
     assert ds.data.shape == (2, 3, 16, 16)
-    assert torch.allclose(ds.data[0, 0], torch.ones(16, 16)) and (ds.data[0, 2] == -1).all()
+    pixels = to_unit_range(ds.data)
+    assert torch.allclose(pixels[0, 0], torch.ones(16, 16)) and (pixels[0, 2] == -1).all()
     Image.new("L", (16, 16), 128).save(folder / "sub" / "c.png")
     assert load_dataset(Config(data=str(folder), image_size=8)).sample_shape == (3, 8, 8)
     grey = tmp_path / "grey"

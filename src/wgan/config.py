@@ -204,6 +204,11 @@ class Config:
                       "and penalty norms stay float32)", default="none")
     threads: int | None = _field("runtime", "CPU threads for PyTorch (applied by the wgan "
                                  "command; default: PyTorch's choice)", default=None)
+    data_memory_mb: float = _field("runtime", "an image folder whose pixels (8 bits each) take more "
+                                   "than this streams from disk instead of being held in memory",
+                                   default=4096.0)
+    data_workers: int = _field("runtime", "worker processes decoding a streamed image folder",
+                               default=2)
 
     # What is written, and when.
     log_every: int = _field("logging", "generator steps between metric rows", default=100)
@@ -272,7 +277,7 @@ class Config:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{name} must be > 0, got {value}")
-        for name in ("gp_lambda", "checkpoint_minutes"):
+        for name in ("gp_lambda", "checkpoint_minutes", "data_memory_mb", "data_workers"):
             value = getattr(self, name)
             if value is not None and not (value >= 0 and math.isfinite(value)):
                 raise ConfigError(f"{name} must be >= 0, got {value}")

@@ -113,6 +113,7 @@ class Trainer:
         self.ema = ExponentialMovingAverage(generator, config.ema) if config.ema > 0 else None
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.step = 0
+        self._batches: Callable[[int], Tensor] | None = None  # made at the first step
         # DDP wraps the modules for the generator's forward and the critic step; the generator
         # step runs the bare critic (constant weights: no gradient to average). A penalty
         # differentiates the critic twice, which torch.compile cannot compile.
@@ -123,6 +124,8 @@ class Trainer:
             self.runtime.forward(wrap(critic), "critic", not no_compile),
             self.runtime.forward(critic, "critic", not no_compile) if self.dist else None)
         self.run = self._create_run(out, config) if out is not None else run
+        if self.data.summary:
+            self.log(f"data: {self.data.name}: {self.data.summary}")
         if self.dist:
             self.log(f"distributed: {self.dist.world_size} processes ({self.dist.backend}), "
                      f"global batch {config.batch_size} x {self.dist.world_size} = "
@@ -143,7 +146,7 @@ class Trainer:
         config, runtime = self.config, self.runtime
         return Algorithm(
             self.generator, self.critic, self.opt_critic, self.opt_generator, self.objective,
-            self.constraint, real_batch=lambda n: runtime.layout(self.data.sample(n, self.rng)),
+            self.constraint, real_batch=lambda n: runtime.layout(self._batches(n)),
             noise=lambda n: self.noise(n), rng=self.rng, batch_size=config.batch_size,
             n_critic=config.n_critic, critic_boost=config.critic_boost, generate=generate,
             criticize=criticize, criticize_frozen=criticize_frozen,
@@ -162,6 +165,11 @@ class Trainer:
         """One generator step and its critic steps (with the learning-rate schedule and the
         moving average). Returns detached scalar losses, left on the device."""
         self.schedule.apply(self.step)
+        if self._batches is None:  # a stream read from disk continues where the run is
+            skip = sum(self.critic_iterations(t) for t in range(self.step))
+            self._batches = self.data.batch_source(
+                self.config.batch_size, self.rng, distributed.step_seed(self.config.seed,
+                                                                        self.rank, -1), skip)
         if self.dist:  # each rank its own stream, reproducible whatever the number of ranks
             self.rng.manual_seed(distributed.step_seed(self.config.seed, self.rank, self.step))
         losses = self.algorithm.step(self.step)

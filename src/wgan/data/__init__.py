@@ -45,7 +45,9 @@ def load_dataset(config: Config) -> Dataset:
         return images.load_cifar10(config.data_dir, size)
     path = Path(name)
     if path.is_dir():
-        return images.load_image_folder(path, size, config.channels)
+        return images.load_image_folder(path, size, config.channels,
+                                        memory_budget=config.data_memory_mb * 2**20,
+                                        workers=config.data_workers)
     if path.suffix.lower() in VECTOR_SUFFIXES or path.exists():
         return VectorDataset(path)
     raise DataError(f"unknown data {name!r}: not a built-in dataset ({', '.join(dataset_names())}),"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,18 @@ class Dataset:
         are compared with, and ``other``, compared with ``reference`` for the noise floor. Here
         (a distribution sampled on the fly) both are fresh samples the model never saw."""
         return self.sample(n, generator), self.sample(n, generator)
+
+    @property
+    def summary(self) -> str | None:
+        """One line on where the samples come from (``None``: nothing worth saying)."""
+        return None
+
+    def batch_source(self, batch: int, generator: torch.Generator, seed: int = 0,
+                     skip: int = 0) -> Callable[[int], Tensor]:
+        """Where training batches come from: here ``sample(n, generator)``, drawing from the
+        training random stream. Datasets read from disk return their own stream (``seed``,
+        after ``skip`` batches of ``batch``)."""
+        return lambda n: self.sample(n, generator)
 
 
 class TensorDataset(Dataset):

@@ -1,4 +1,6 @@
-"""Image datasets held in memory as one tensor of pixels in [-1, 1], shape (N, C, H, W).
+"""Image datasets: pixels held in memory as one uint8 tensor, shape (N, C, H, W), and turned into
+[-1, 1] floats batch by batch (a quarter of the memory of float32 pixels); or, for image folders
+larger than a memory budget, decoded from disk batch by batch (:mod:`wgan.data.streaming`).
 
 * ``mnist`` / ``fashion``: the original IDX gzip files (see :mod:`wgan.data.idx`);
 * ``stacked-mnist``: three random MNIST digits as the R, G, B channels (1,000 modes);
@@ -6,8 +8,8 @@
 * ``cifar10``: the python pickle batches, read without executing any pickled code;
 * a folder of PNG/JPEG images, searched recursively.
 
-Small datasets fit in memory, so a batch is one indexing kernel on the training device instead
-of a DataLoader round trip.
+Datasets that fit in memory need no DataLoader: a batch is one indexing kernel and one conversion
+on the training device.
 """
 
 from __future__ import annotations
@@ -29,8 +31,22 @@ MAX_FOLDER_IMAGES = 500_000
 
 
 def to_unit_range(pixels: Tensor) -> Tensor:
-    """uint8 pixels -> float32 in [-1, 1]."""
-    return pixels.float().div_(127.5).sub_(1.0)
+    """uint8 pixels -> floats (the default dtype) in [-1, 1]; floats are returned unchanged."""
+    if pixels.dtype != torch.uint8:
+        return pixels
+    return pixels.to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Floats in [-1, 1] -> uint8 pixels (rounded)."""
+    return ((images.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)
+
+
+def resized_uint8(pixels: Tensor, size: int | None) -> Tensor:
+    """uint8 images resized (see :func:`resize`) and quantised back to uint8."""
+    if size is None or pixels.shape[-2:] == (size, size):
+        return pixels
+    return to_uint8(resize(to_unit_range(pixels).float(), size))
 
 
 def resize(images: Tensor, size: int | None) -> Tensor:
@@ -44,14 +60,28 @@ def resize(images: Tensor, size: int | None) -> Tensor:
 
 
 class ImageDataset(TensorDataset):
-    """Pixels in [-1, 1] as one tensor; ``labels`` (if known) index the classes; ``held_out``:
-    a test split, never trained on, for the evaluation."""
+    """Images as one tensor: uint8 pixels (converted to [-1, 1] per batch) or floats already in
+    [-1, 1]. ``labels`` (if known) index the classes; ``held_out``: a test split, never trained
+    on, for the evaluation."""
 
     def __init__(self, name: str, images: Tensor, labels: Tensor | None = None,
                  held_out: Tensor | None = None):
         super().__init__(name, images, held_out=held_out)
         self.labels = labels
         self.evaluators = ("mnist-classes", "inception") if name == "mnist" else ("inception",)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        return to_unit_range(super().sample(n, generator))
+
+    @property
+    def summary(self) -> str:
+        size = self.data.numel() * self.data.element_size() / 2**20
+        return (f"{len(self)} images of {'x'.join(map(str, self.sample_shape))} held in memory "
+                f"({size:.1f} MiB as {str(self.data.dtype).replace('torch.', '')})")
+
+    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        reference, other = super().reference_samples(n, generator)
+        return to_unit_range(reference), to_unit_range(other)
 
 
 class StackedMNIST(TensorDataset):
@@ -68,7 +98,7 @@ class StackedMNIST(TensorDataset):
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         index = torch.randint(len(self), (n, 3), device=self.data.device, generator=generator)
-        return self.data[index.flatten()].view(n, 3, *self.data.shape[2:])
+        return to_unit_range(self.data[index.flatten()].view(n, 3, *self.data.shape[2:]))
 
     def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         # 60,000^3 triples: two fresh samples share (almost) nothing.
@@ -81,15 +111,15 @@ def load_mnist_like(name: str, data_dir: str | None, image_size: int | None) -> 
 
     images, labels = load_idx_dataset(name, data_dir, split="train")
     test_images, _ = load_idx_dataset(name, data_dir, split="test")
-    return ImageDataset(name, resize(to_unit_range(images), image_size), labels,
-                        held_out=resize(to_unit_range(test_images), image_size))
+    return ImageDataset(name, resized_uint8(images, image_size), labels,
+                        held_out=resized_uint8(test_images, image_size))
 
 
 def load_stacked_mnist(data_dir: str | None, image_size: int | None) -> StackedMNIST:
     from .idx import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", data_dir, split="train")
-    return StackedMNIST(resize(to_unit_range(images), image_size), labels)
+    return StackedMNIST(resized_uint8(images, image_size), labels)
 
 
 def load_digits(image_size: int | None) -> ImageDataset:
@@ -98,8 +128,8 @@ def load_digits(image_size: int | None) -> ImageDataset:
 
     bunch = sklearn_digits()
     pixels = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
-    images = pixels.div_(8.0).sub_(1.0)
-    return ImageDataset("digits", resize(images, image_size),
+    images = to_uint8(pixels.div_(8.0).sub_(1.0))  # 17 grey levels, as 8-bit pixels
+    return ImageDataset("digits", resized_uint8(images, image_size),
                         torch.as_tensor(bunch.target, dtype=torch.long))
 
 
@@ -165,46 +195,87 @@ def load_cifar10(data_dir: str | None, image_size: int | None) -> ImageDataset:
             raise DataError(f"{path}: CIFAR-10 labels must be {data.shape[0]} integers in 0..9")
         images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
         labels.extend(batch_labels)
-    pixels = to_unit_range(torch.cat(images))
-    return ImageDataset("cifar10", resize(pixels, image_size), torch.tensor(labels))
+    return ImageDataset("cifar10", resized_uint8(torch.cat(images), image_size),
+                        torch.tensor(labels))
 
 
 # ---- a folder of images ------------------------------------------------------------------------
 
-def load_image_folder(path: Path, image_size: int | None, channels: int | None) -> ImageDataset:
-    """Every PNG/JPEG under ``path`` (recursively), resized so the shorter side is
-    ``image_size`` (default 64) and centre-cropped square. ``channels`` 1 or 3 (default: 1 if
-    every image is greyscale, else 3)."""
-    from PIL import Image, UnidentifiedImageError
+GREY_MODES = ("L", "LA", "I", "I;16", "1")
 
-    size = image_size or 64
+
+def list_images(path: Path, limit: int = MAX_FOLDER_IMAGES) -> list[Path]:
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"{path}: no images found (looked for {', '.join(IMAGE_SUFFIXES)}, "
                         "recursively)")
-    if len(files) > MAX_FOLDER_IMAGES:
-        raise DataError(f"{path}: {len(files)} images is more than the {MAX_FOLDER_IMAGES} an "
-                        "in-memory dataset holds")
-    pictures = []
+    if len(files) > limit:
+        raise DataError(f"{path}: {len(files)} images is more than the {limit} supported")
+    return files
+
+
+def _bad_image(file: Path, err: Exception) -> DataError:
+    from PIL import Image
+
+    if isinstance(err, Image.DecompressionBombError):
+        return DataError(f"{file}: image too large ({err})")
+    reason = "empty file" if file.stat().st_size == 0 else type(err).__name__
+    return DataError(f"{file}: not a readable image ({reason})")
+
+
+def folder_channels(files: list[Path], channels: int | None) -> int:
+    """1 if every image is grey, else 3 (from the files' headers only), unless ``channels``."""
+    from PIL import Image, UnidentifiedImageError
+
+    grey = True
     for file in files:
         try:
             with Image.open(file) as image:
-                image.load()
-                pictures.append(image.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            reason = "empty file" if file.stat().st_size == 0 else type(err).__name__
-            raise DataError(f"{file}: not a readable image ({reason})") from None
-        except Image.DecompressionBombError as err:
-            raise DataError(f"{file}: image too large ({err})") from None
-    if channels is None:
-        channels = 1 if all(p.mode in ("L", "LA", "I", "I;16", "1") for p in pictures) else 3
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 or 3 for an image folder, got {channels}")
-    mode = "L" if channels == 1 else "RGB"
-    out = torch.empty(len(pictures), channels, size, size, dtype=torch.uint8)
-    for i, picture in enumerate(pictures):
-        out[i] = _square(picture.convert(mode), size, channels)
-    dataset = ImageDataset(path.name or "images", to_unit_range(out))
+                grey = grey and image.mode in GREY_MODES
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                Image.DecompressionBombError) as err:
+            raise _bad_image(file, err) from None
+    chosen = channels if channels is not None else (1 if grey else 3)
+    if chosen not in (1, 3):
+        raise DataError(f"channels must be 1 or 3 for an image folder, got {chosen}")
+    return chosen
+
+
+def decode_image(file: Path, size: int, channels: int) -> Tensor:
+    """One image file as uint8 pixels (channels, size, size): the shorter side resized to
+    ``size`` (bicubic), centre-cropped square."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            image.load()
+            picture = image.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as err:
+        raise _bad_image(file, err) from None
+    return _square(picture, size, channels)
+
+
+def load_image_folder(path: Path, image_size: int | None, channels: int | None,
+                      memory_budget: float | None = None, workers: int = 2):
+    """Every PNG/JPEG under ``path`` (recursively), resized so the shorter side is
+    ``image_size`` (default 64) and centre-cropped square. ``channels`` 1 or 3 (default: 1 if
+    every image is greyscale, else 3). Held in memory as uint8, unless the pixels would take
+    more than ``memory_budget`` bytes: then streamed from disk (:mod:`wgan.data.streaming`)."""
+    size = image_size or 64
+    files = list_images(path, limit=10**8)
+    channels = folder_channels(files, channels)
+    if memory_budget is not None and len(files) * channels * size * size > memory_budget:
+        from .streaming import StreamingImageFolder
+
+        return StreamingImageFolder(path, files, size, channels, workers)
+    if len(files) > MAX_FOLDER_IMAGES:
+        raise DataError(f"{path}: {len(files)} images is more than the {MAX_FOLDER_IMAGES} an "
+                        "in-memory dataset holds; lower --data-memory-mb to stream them")
+    out = torch.empty(len(files), channels, size, size, dtype=torch.uint8)
+    for i, file in enumerate(files):
+        out[i] = decode_image(file, size, channels)
+    dataset = ImageDataset(path.name or "images", out)
     dataset.source = str(path.resolve())  # what the FID statistics cache is keyed by
     return dataset
 
