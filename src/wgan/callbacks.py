@@ -143,6 +143,7 @@ class SampleFigures(Callback):
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, Tensor]) -> None:
         if trainer.step % self.every == 0:
+            check_finite(trainer, losses)  # a NaN generator has nothing to draw
             trainer.save_figures()
 
 

@@ -45,9 +45,14 @@ def load_dataset(config: Config) -> Dataset:
         return images.load_cifar10(config.data_dir, size)
     path = Path(name)
     if path.is_dir():
-        return images.load_image_folder(path, size, config.channels,
-                                        memory_budget=config.data_memory_mb * 2**20,
-                                        workers=config.data_workers)
+        files = images.list_images(path)
+        side = size or 64
+        channels = images.folder_channels(files, config.channels)
+        if len(files) * channels * side * side > config.data_memory_mb * 2**20:
+            from .streaming import StreamingImageFolder  # larger than the memory budget
+
+            return StreamingImageFolder(path, files, side, channels, config.data_workers)
+        return images.load_image_folder(path, size, channels, files)
     if path.suffix.lower() in VECTOR_SUFFIXES or path.exists():
         return VectorDataset(path)
     raise DataError(f"unknown data {name!r}: not a built-in dataset ({', '.join(dataset_names())}),"

@@ -204,13 +204,11 @@ def load_cifar10(data_dir: str | None, image_size: int | None) -> ImageDataset:
 GREY_MODES = ("L", "LA", "I", "I;16", "1")
 
 
-def list_images(path: Path, limit: int = MAX_FOLDER_IMAGES) -> list[Path]:
+def list_images(path: Path) -> list[Path]:
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"{path}: no images found (looked for {', '.join(IMAGE_SUFFIXES)}, "
                         "recursively)")
-    if len(files) > limit:
-        raise DataError(f"{path}: {len(files)} images is more than the {limit} supported")
     return files
 
 
@@ -257,21 +255,17 @@ def decode_image(file: Path, size: int, channels: int) -> Tensor:
 
 
 def load_image_folder(path: Path, image_size: int | None, channels: int | None,
-                      memory_budget: float | None = None, workers: int = 2):
+                      files: list[Path] | None = None) -> ImageDataset:
     """Every PNG/JPEG under ``path`` (recursively), resized so the shorter side is
-    ``image_size`` (default 64) and centre-cropped square. ``channels`` 1 or 3 (default: 1 if
-    every image is greyscale, else 3). Held in memory as uint8, unless the pixels would take
-    more than ``memory_budget`` bytes: then streamed from disk (:mod:`wgan.data.streaming`)."""
+    ``image_size`` (default 64) and centre-cropped square, held in memory as uint8. ``channels``
+    1 or 3 (default: 1 if every image is grey, else 3). Folders larger than memory stream
+    instead: :class:`wgan.data.streaming.StreamingImageFolder`, chosen by ``load_dataset``."""
     size = image_size or 64
-    files = list_images(path, limit=10**8)
-    channels = folder_channels(files, channels)
-    if memory_budget is not None and len(files) * channels * size * size > memory_budget:
-        from .streaming import StreamingImageFolder
-
-        return StreamingImageFolder(path, files, size, channels, workers)
+    files = files if files is not None else list_images(path)
     if len(files) > MAX_FOLDER_IMAGES:
         raise DataError(f"{path}: {len(files)} images is more than the {MAX_FOLDER_IMAGES} an "
                         "in-memory dataset holds; lower --data-memory-mb to stream them")
+    channels = folder_channels(files, channels)
     out = torch.empty(len(files), channels, size, size, dtype=torch.uint8)
     for i, file in enumerate(files):
         out[i] = decode_image(file, size, channels)
