@@ -35,7 +35,7 @@ from torch.utils.flop_counter import flop_registry
 
 from wgan import Config, Trainer
 from wgan.data import TensorDataset
-from wgan.data.images import ImageDataset
+from wgan.data.images import ImageDataset, to_unit_range
 from wgan.reference import ReferenceLoop
 from wgan.runtime import configure_process
 
@@ -126,7 +126,8 @@ def bench(name: str, args) -> dict:
     device = trainer.device
     generator = copy.deepcopy(trainer.generator).to(memory_format=torch.contiguous_format)
     critic = copy.deepcopy(trainer.critic).to(memory_format=torch.contiguous_format)
-    reference = ReferenceLoop(trainer.config, generator, critic, dataset.data.cpu(), device=device)
+    pixels = to_unit_range(dataset.data.cpu())  # images are held as uint8; the reference takes floats
+    reference = ReferenceLoop(trainer.config, generator, critic, pixels, device=device)
     # k generator steps of each: the reference's plain loop, and the Trainer's own fit() loop
     # (nothing written, no progress bar).
     loops = {"reference": lambda k: [reference.step() for _ in range(k)],
@@ -210,6 +211,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
           f"amp {args.amp}, compile {args.compile}", flush=True)
+    if args.device == "cpu" and args.amp == "bf16":
+        from wgan.runtime import cpu_bf16_units
+
+        units = cpu_bf16_units()
+        print(f"CPU bf16 units (AVX512-BF16/AMX): {units}", flush=True)
+        if units is False:
+            print("this CPU emulates bf16: --amp bf16 is not worth measuring here; skipped")
+            return 0
     if args.device == "cpu" and args.configs:
         ceiling = ceilings()
         print("ceilings on this machine now: " + ", ".join(f"{k} {v:.0f} GFLOP/s"

@@ -77,3 +77,20 @@ def test_round_trip_and_file_errors(tmp_path):
         Config.load(path)
     with pytest.raises(ConfigError, match="config file not found"):
         Config.load(tmp_path / "missing.json")
+
+
+def test_auto_preset_follows_the_shape_of_the_data_not_its_name(tmp_path):
+    import numpy as np
+
+    low, wide = tmp_path / "mine.npy", tmp_path / "wide.csv"
+    np.save(low, np.random.default_rng(0).normal(size=(50, 3)))
+    wide.write_text("\n".join(",".join(["1"] * 20) for _ in range(5)))
+    mine = Config(data=str(low)).resolve()
+    assert mine.preset == "toy" and mine.noise_dim == 3  # z must fill 3 dimensions
+    assert mine.gp_lambda == 1.0 and mine.width == 128
+    assert Config(data=str(wide)).resolve().preset == "none"
+    assert Config(data="grid25").resolve().noise_dim == 2
+    assert Config(data=str(low), noise_dim=7).resolve().noise_dim == 7  # asked for: kept
+    # the shape of loaded data decides when it is given
+    assert Config(data="anything").resolve(sample_shape=(4,)).preset == "toy"
+    assert Config(data="anything").resolve(sample_shape=(1, 28, 28)).preset == "none"

@@ -99,19 +99,25 @@ TOY_DATA = ("ring8", "grid25", "swissroll")
 LOW_DIMENSIONAL = 16
 
 
-def auto_preset(data: str, sample_shape: tuple[int, ...] | None) -> str:
-    """The recipe ``--preset auto`` picks: by the shape of the data's samples when known (a
-    user's own low-dimensional vectors get what the built-in 2-D mixtures get), else by name."""
-    if sample_shape is None and data in TOY_DATA:
-        return "toy"
-    if sample_shape is None:
-        from .data.vectors import peek_dimension  # a vector file's width, read from its header
-
-        dimension = peek_dimension(data)
-        sample_shape = (dimension,) if dimension else None
+def data_shape(data: str, sample_shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """The shape of one sample: as given, the built-in mixtures' (2,), or a vector file's width
+    read from its header; ``None`` when unknown without loading the data."""
     if sample_shape is not None:
-        return "toy" if len(sample_shape) == 1 and sample_shape[0] <= LOW_DIMENSIONAL else "none"
-    return "none"
+        return tuple(sample_shape)
+    if data in TOY_DATA:
+        return (2,)
+    from .data.vectors import peek_dimension  # a vector file's width, read from its header
+
+    dimension = peek_dimension(data)
+    return (dimension,) if dimension else None
+
+
+def auto_preset(data: str, sample_shape: tuple[int, ...] | None) -> str:
+    """The recipe ``--preset auto`` picks: by the shape of the data's samples (a user's own
+    low-dimensional vectors get what the built-in 2-D mixtures get), not by the dataset's name."""
+    shape = data_shape(data, sample_shape)
+    return "toy" if shape is not None and len(shape) == 1 and shape[0] <= LOW_DIMENSIONAL \
+        else "none"
 
 
 def _field(role: str, text: str, **kw: Any) -> Any:
@@ -249,6 +255,11 @@ class Config:
                         break
         if values["lr_generator"] is None:
             values["lr_generator"] = values["lr"]
+        shape = data_shape(self.data, sample_shape) if values["preset"] == "toy" else None
+        if self.noise_dim is None and shape is not None and len(shape) == 1:
+            # The toy recipe's z in R^2 for 2-D data; a d-dimensional distribution needs z in R^d
+            # at least to fill its volume.
+            values["noise_dim"] = max(values["noise_dim"], shape[0])
         if values["sample_every"] is None:
             values["sample_every"] = max(1, values["steps"] // 5)
         if values["betas"] is not None:

@@ -63,6 +63,17 @@ def tune_cpu_allocator() -> bool:
         return False
 
 
+def cpu_bf16_units() -> bool | None:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo);
+    ``None`` where that cannot be read (not Linux). Without them bf16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return None
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 class CompiledOrEager:
     """``torch.compile(module)``, falling back for good to the eager module (with one line to
     ``log``) if compilation fails -- without touching dynamo's process-wide settings."""
