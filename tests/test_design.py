@@ -29,17 +29,14 @@ def module_name(path: Path) -> str:
 
 
 def imports(path: Path) -> set[str]:
-    """Modules of the package that ``path`` imports, anywhere in the file (function-level
-    imports too), except under ``if TYPE_CHECKING``."""
+    """Modules of the package that ``path`` imports, anywhere in the file: function-level
+    imports and those under ``if TYPE_CHECKING`` too (a type-only import is still a
+    dependency a reader has to follow)."""
     tree = ast.parse(path.read_text())
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-            and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")

@@ -11,16 +11,13 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .errors import TrainingDiverged
-from .loop import Callback
-
-if TYPE_CHECKING:
-    from .train import Trainer
+from .loop import Callback, Trainer
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -10,13 +10,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from .train import Trainer
+from .algorithm import Algorithm
+from .distributed import Distributed
+from .objectives import Objective
+from .runs import RunDir
+
+
+class Trainer(Protocol):
+    """What the loop and its callbacks use of a trainer (:class:`wgan.train.Trainer` is one);
+    spelled out here so that the loop does not depend on the Trainer that runs it."""
+
+    step: int
+    config: Any
+    device: torch.device
+    generator: nn.Module
+    critic: nn.Module
+    algorithm: Algorithm
+    objective: Objective
+    run: RunDir | None
+    dist: Distributed | None
+    is_main_process: bool
+
+    def train_step(self) -> dict[str, Tensor]: ...
+
+    def save_checkpoint(self) -> Path | None: ...
+
+    def save_figures(self) -> list[Path]: ...
 
 
 class StopTraining(Exception):
