@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from wgan.config import LOSS_DEFAULTS, Config
+from wgan.config import Config
 from wgan.errors import ConfigError
+from wgan.presets import LOSS_DEFAULTS
 
 
 @pytest.mark.parametrize("loss", list(LOSS_DEFAULTS))

@@ -1,11 +1,11 @@
-"""The one configuration object of a run: fields, per-loss defaults, presets, validation, files.
+"""The one configuration object of a run: fields, validation, files.
 
 A :class:`Config` holds what the user asked for; fields left at ``None`` are filled by
-:meth:`Config.resolve` from, in order: the chosen preset, the defaults of the chosen Lipschitz
-constraint when it is not the loss's own, the defaults of the loss (the papers' settings), and
-the architecture's. The result is a frozen :class:`ResolvedConfig`, made once per run: it is
-what a run saves as ``config.json``, what ``--resume`` reads back, and what every part of the
-library takes. Resolving a resolved config returns it unchanged.
+:meth:`Config.resolve` from the recipes of :mod:`wgan.presets` (the chosen preset, the
+constraint's and the loss's defaults -- the papers' settings -- and the architecture's). The
+result is a frozen :class:`ResolvedConfig`, made once per run: it is what a run saves as
+``config.json``, what ``--resume`` reads back, and what every part of the library takes.
+Resolving a resolved config returns it unchanged.
 
 Every field carries a *role* (data, model, algorithm, length, runtime, logging). A resume may
 change the fields whose role leaves the trained function alone: :func:`resumable_fields`.
@@ -27,6 +27,7 @@ import tomllib
 from .constraints import CONSTRAINTS
 from .errors import ConfigError
 from .objectives import LOSSES
+from .presets import PRESETS, fill_defaults
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "silu")
@@ -37,88 +38,6 @@ CRITIC_NORMS = ("none", "layer", "batch")
 ROLES = ("data", "model", "algorithm", "length", "runtime", "logging")
 #: Roles of the fields a resume may change: they leave the trained function alone.
 RESUMABLE_ROLES = ("length", "runtime", "logging")
-
-#: The papers' settings for each loss (WGAN: Arjovsky et al. 2017, Algorithm 1; WGAN-GP and
-#: WGAN-LP: Gulrajani et al. 2017, Algorithm 1; GAN: Radford et al. 2016 / Goodfellow et al. 2014).
-LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "betas": (0.5, 0.999), "n_critic": 5,
-             "critic_boost": True, "gp_lambda": 10.0},
-    "wgan-gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
-                "critic_boost": False, "gp_lambda": 10.0},
-    "wgan-lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
-                "critic_boost": False, "gp_lambda": 10.0},
-    "gan": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
-            "critic_boost": False, "gp_lambda": 10.0},
-    "gan-ns": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
-               "critic_boost": False, "gp_lambda": 10.0},
-}
-assert set(LOSS_DEFAULTS) == set(LOSSES)
-
-#: Settings a constraint brings when it replaces the loss's own. Spectral normalisation: Miyato
-#: et al. 2018, Table 1's setting (C): Adam 2e-4, betas (0.5, 0.999), n_dis 5 -- no critic
-#: boost, which is the clipped critic's remedy.
-CONSTRAINT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "spectral": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "critic_boost": False},
-    "gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_boost": False},
-    "lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_boost": False},
-}
-
-#: Values used when nothing else sets a field.
-BASE_DEFAULTS: dict[str, Any] = {
-    "steps": 20000,
-    "batch_size": 64,
-    "width": 512,
-    "depth": 4,
-    "noise_dim": 64,
-    "ema": 0.0,
-    "lr_decay": "none",
-}
-
-#: Defaults of each architecture (DCGAN: Radford et al. 2016; ResNet: Gulrajani et al. 2017).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dcgan": {"width": 64, "noise_dim": 100},
-    "resnet": {"width": 128, "noise_dim": 128},
-}
-
-_TOY_PENALTY = {"lr": 1e-3, "betas": (0.5, 0.9), "gp_lambda": 1.0}
-
-#: Named recipes: settings for every loss ("all"), then per-constraint settings. ``paper`` is the
-#: WGAN paper's MLP experiment as published; ``toy`` is the recipe found by measurement for
-#: low-dimensional data (benchmarks/toy_quality.py; numbers in README); ``none`` adds nothing.
-#: ``auto`` (the default) picks by the data's shape: see :func:`auto_preset`.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "none": {"all": {}},
-    "paper": {"all": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
-                      "ema": 0.0, "lr_decay": "none"}},
-    "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
-                    "noise_dim": 2, "ema": 0.99, "lr_decay": "linear"},
-            "gp": _TOY_PENALTY, "lp": _TOY_PENALTY},
-}
-TOY_DATA = ("ring8", "grid25", "swissroll")
-#: Vectors of at most this many dimensions get the ``toy`` recipe under ``--preset auto``.
-LOW_DIMENSIONAL = 16
-
-
-def data_shape(data: str, sample_shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
-    """The shape of one sample: as given, the built-in mixtures' (2,), or a vector file's width
-    read from its header; ``None`` when unknown without loading the data."""
-    if sample_shape is not None:
-        return tuple(sample_shape)
-    if data in TOY_DATA:
-        return (2,)
-    from .data.vectors import peek_dimension  # a vector file's width, read from its header
-
-    dimension = peek_dimension(data)
-    return (dimension,) if dimension else None
-
-
-def auto_preset(data: str, sample_shape: tuple[int, ...] | None) -> str:
-    """The recipe ``--preset auto`` picks: by the shape of the data's samples (a user's own
-    low-dimensional vectors get what the built-in 2-D mixtures get), not by the dataset's name."""
-    shape = data_shape(data, sample_shape)
-    return "toy" if shape is not None and len(shape) == 1 and shape[0] <= LOW_DIMENSIONAL \
-        else "none"
-
 
 def _field(role: str, text: str, **kw: Any) -> Any:
     return field(metadata={"help": text, "role": role}, **kw)
@@ -238,32 +157,7 @@ class Config:
         if isinstance(self, ResolvedConfig):
             return self
         self._check_choices()
-        values = self.to_dict(tuples=True)
-        if self.preset == "auto":
-            values["preset"] = auto_preset(self.data, sample_shape)
-        own = LOSSES[self.loss].constraint
-        constraint = values["constraint"] = self.constraint or own
-        preset = PRESETS[values["preset"]]
-        layers = [preset.get(constraint, {}), preset["all"],
-                  CONSTRAINT_DEFAULTS.get(constraint, {}) if constraint != own else {},
-                  LOSS_DEFAULTS[self.loss], MODEL_DEFAULTS.get(self.model, {}), BASE_DEFAULTS]
-        for name, value in values.items():
-            if value is None:
-                for layer in layers:
-                    if name in layer:
-                        values[name] = layer[name]
-                        break
-        if values["lr_generator"] is None:
-            values["lr_generator"] = values["lr"]
-        shape = data_shape(self.data, sample_shape) if values["preset"] == "toy" else None
-        if self.noise_dim is None and shape is not None and len(shape) == 1:
-            # The toy recipe's z in R^2 for 2-D data; a d-dimensional distribution needs z in R^d
-            # at least to fill its volume.
-            values["noise_dim"] = max(values["noise_dim"], shape[0])
-        if values["sample_every"] is None:
-            values["sample_every"] = max(1, values["steps"] // 5)
-        if values["betas"] is not None:
-            values["betas"] = tuple(float(b) for b in values["betas"])
+        values = fill_defaults(self.to_dict(tuples=True), sample_shape)
         resolved = ResolvedConfig(**values)
         resolved.validate()
         return resolved

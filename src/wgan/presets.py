@@ -1,0 +1,123 @@
+"""Where defaults come from: the papers' settings per loss and per constraint, the architectures'
+defaults, and the named recipes (presets), layered by :func:`fill_defaults` for
+:meth:`wgan.config.Config.resolve`.
+
+Order, first match wins: the preset's settings for the constraint, the preset's settings for
+every loss, the constraint's defaults (only when it is not the loss's own), the loss's, the
+architecture's, then :data:`BASE_DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .objectives import LOSSES
+
+#: The papers' settings for each loss (WGAN: Arjovsky et al. 2017, Algorithm 1; WGAN-GP and
+#: WGAN-LP: Gulrajani et al. 2017, Algorithm 1; GAN: Radford et al. 2016 / Goodfellow et al. 2014).
+LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "betas": (0.5, 0.999), "n_critic": 5,
+             "critic_boost": True, "gp_lambda": 10.0},
+    "wgan-gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
+                "critic_boost": False, "gp_lambda": 10.0},
+    "wgan-lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
+                "critic_boost": False, "gp_lambda": 10.0},
+    "gan": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
+            "critic_boost": False, "gp_lambda": 10.0},
+    "gan-ns": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
+               "critic_boost": False, "gp_lambda": 10.0},
+}
+assert set(LOSS_DEFAULTS) == set(LOSSES)
+
+#: Settings a constraint brings when it replaces the loss's own. Spectral normalisation: Miyato
+#: et al. 2018, Table 1's setting (C): Adam 2e-4, betas (0.5, 0.999), n_dis 5 -- no critic
+#: boost, which is the clipped critic's remedy.
+CONSTRAINT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spectral": {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "critic_boost": False},
+    "gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_boost": False},
+    "lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_boost": False},
+}
+
+#: Values used when nothing else sets a field.
+BASE_DEFAULTS: dict[str, Any] = {
+    "steps": 20000,
+    "batch_size": 64,
+    "width": 512,
+    "depth": 4,
+    "noise_dim": 64,
+    "ema": 0.0,
+    "lr_decay": "none",
+}
+
+#: Defaults of each architecture (DCGAN: Radford et al. 2016; ResNet: Gulrajani et al. 2017).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dcgan": {"width": 64, "noise_dim": 100},
+    "resnet": {"width": 128, "noise_dim": 128},
+}
+
+_TOY_PENALTY = {"lr": 1e-3, "betas": (0.5, 0.9), "gp_lambda": 1.0}
+
+#: Named recipes: settings for every loss ("all"), then per-constraint settings. ``paper`` is the
+#: WGAN paper's MLP experiment as published; ``toy`` is the recipe found by measurement for
+#: low-dimensional data (benchmarks/toy_quality.py; numbers in README); ``none`` adds nothing.
+#: ``auto`` (the default) picks by the data's shape: see :func:`is_low_dimensional`.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "none": {"all": {}},
+    "paper": {"all": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
+                      "ema": 0.0, "lr_decay": "none"}},
+    "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
+                    "noise_dim": 2, "ema": 0.99, "lr_decay": "linear"},
+            "gp": _TOY_PENALTY, "lp": _TOY_PENALTY},
+}
+TOY_DATA = ("ring8", "grid25", "swissroll")
+#: Vectors of at most this many dimensions get the ``toy`` recipe under ``--preset auto``.
+LOW_DIMENSIONAL = 16
+
+
+def data_shape(data: str, sample_shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """The shape of one sample: as given, the built-in mixtures' (2,), or a vector file's width
+    read from its header; ``None`` when unknown without loading the data."""
+    if sample_shape is not None:
+        return tuple(sample_shape)
+    if data in TOY_DATA:
+        return (2,)
+    from .data.vectors import peek_dimension  # a vector file's width, read from its header
+
+    dimension = peek_dimension(data)
+    return (dimension,) if dimension else None
+
+
+def is_low_dimensional(shape: tuple[int, ...] | None) -> bool:
+    """What ``--preset auto`` gives the ``toy`` recipe: vectors of at most 16 dimensions, the
+    built-in 2-D mixtures and a user's own file alike (by shape, not by the dataset's name)."""
+    return shape is not None and len(shape) == 1 and shape[0] <= LOW_DIMENSIONAL
+
+
+def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) -> dict[str, Any]:
+    """``values`` (a config's fields) with every ``None`` default filled and the preset, if
+    ``auto``, and the constraint, if unset, named."""
+    values = dict(values)
+    loss, own = values["loss"], LOSSES[values["loss"]].constraint
+    shape = data_shape(values["data"], sample_shape)
+    if values["preset"] == "auto":
+        values["preset"] = "toy" if is_low_dimensional(shape) else "none"
+    constraint = values["constraint"] = values["constraint"] or own
+    preset = PRESETS[values["preset"]]
+    layers = [preset.get(constraint, {}), preset["all"],
+              CONSTRAINT_DEFAULTS.get(constraint, {}) if constraint != own else {},
+              LOSS_DEFAULTS[loss], MODEL_DEFAULTS.get(values["model"], {}), BASE_DEFAULTS]
+    asked_noise = values["noise_dim"] is not None
+    for name, value in values.items():
+        if value is None:
+            values[name] = next((layer[name] for layer in layers if name in layer), None)
+    if values["lr_generator"] is None:
+        values["lr_generator"] = values["lr"]
+    if values["sample_every"] is None:
+        values["sample_every"] = max(1, values["steps"] // 5)
+    if values["preset"] == "toy" and not asked_noise and shape is not None and len(shape) == 1:
+        # The toy recipe's z in R^2 for 2-D data; a d-dimensional distribution needs z in R^d at
+        # least to fill its volume.
+        values["noise_dim"] = max(values["noise_dim"], shape[0])
+    if values["betas"] is not None:
+        values["betas"] = tuple(float(b) for b in values["betas"])
+    return values
