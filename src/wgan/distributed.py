@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .errors import ConfigError
+from .state import stream_seed
 
 #: Seconds a collective may wait for the other ranks before failing (a dead peer usually fails
 #: it at once; this bounds the rest).
@@ -106,8 +107,6 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """The seed of ``rank``'s random stream at generator step ``step``: distinct per rank and
-    step, the same in every run."""
-    return (seed * 0x9E3779B97F4A7C15 + rank * 0xBF58476D1CE4E5B9 + step * 0x94D049BB133111EB
-            + 1) % (2**63 - 1)
+#: The seed of ``rank``'s random stream at generator step ``step`` (distinct per rank and step,
+#: the same in every run).
+step_seed = stream_seed

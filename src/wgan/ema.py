@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,27 +26,43 @@ class ExponentialMovingAverage(nn.Module):
         self.decay = decay
         self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long))
         self._count = 0  # n_averaged on the host: reading the buffer would wait for the device
+        self._plan: tuple[Any, ...] | None = None  # (source, float groups, integer pairs)
+
+    def _pairs(self, model: nn.Module) -> tuple[list[tuple[list[Tensor], list[Tensor]]],
+                                                list[tuple[Tensor, Tensor]]]:
+        """The tensors to average, grouped by device and dtype for one foreach call each, and the
+        integer buffers to copy; worked out once per source model, not every step."""
+        if self._plan is None or self._plan[0] is not model:
+            groups: dict[Any, tuple[list[Tensor], list[Tensor]]] = defaultdict(lambda: ([], []))
+            integers = []
+            for averaged, current in [*zip(self.module.parameters(), model.parameters()),
+                                      *zip(self.module.buffers(), model.buffers())]:
+                if averaged.is_floating_point():
+                    group = groups[averaged.device, averaged.dtype]
+                    group[0].append(averaged)
+                    group[1].append(current)
+                else:
+                    integers.append((averaged, current))
+            self._plan = (model, list(groups.values()), integers)
+        return self._plan[1], self._plan[2]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        pairs = [*zip(self.module.parameters(), model.parameters()),
-                 *zip(self.module.buffers(), model.buffers())]
-        groups: dict[tuple[torch.device, torch.dtype], tuple[list[Tensor], list[Tensor]]] = \
-            defaultdict(lambda: ([], []))
-        for averaged, current in pairs:
-            if self._count == 0 or not averaged.is_floating_point():
-                averaged.copy_(current)
+        floats, integers = self._pairs(model)
+        t = self._count
+        for averaged, current in floats:
+            if t == 0:
+                torch._foreach_copy_(averaged, current)
             else:
-                pair = groups[averaged.device, averaged.dtype]
-                pair[0].append(averaged)
-                pair[1].append(current)
-        if self._count > 0:
-            t = self._count
-            weight = 1.0 - min(self.decay, (1.0 + t) / (10.0 + t))
-            for averaged, current in groups.values():
-                torch._foreach_lerp_(averaged, current, weight)
+                torch._foreach_lerp_(averaged, current, 1.0 - min(self.decay, (1 + t) / (10 + t)))
+        for averaged, current in integers:
+            averaged.copy_(current)
         self._count += 1
         self.n_averaged.fill_(self._count)
+
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
+        self._plan = None  # .to() and the like may replace buffer tensors
+        return super()._apply(fn, *args, **kwargs)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -27,6 +27,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _fsync_dir(path.parent)
 
 
+def cache_root() -> Path:
+    """Where wgan caches what it computes once (the MNIST classifier, FID statistics):
+    ``$WGAN_CACHE``, default ``~/.cache/wgan``."""
+    return Path(os.environ.get("WGAN_CACHE") or Path.home() / ".cache" / "wgan")
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically; see :func:`atomic_path`."""
     with atomic_path(path) as tmp:

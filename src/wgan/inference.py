@@ -75,9 +75,11 @@ class TrainedRun:
             self._data = load_dataset(self.config).to(self.device)
         return self._data
 
-    def sampler(self, raw: bool = False) -> Sampler:
+    def sampler(self, raw: bool = False, data: Dataset | None = None) -> Sampler:
+        """Samples of the generator (the raw one if ``raw``); ``data`` maps them to data units
+        (default: the standardisation stored in the checkpoint)."""
         return Sampler(self.raw_generator if raw else self.generator, self.config.noise_dim,
-                       self.stored, self.device, default_seed=self.config.seed + 1)
+                       data or self.stored, self.device, default_seed=self.config.seed + 1)
 
     def sample(self, n: int, seed: int | None = None, data_units: bool = True) -> Tensor:
         """``n`` samples on the CPU, in data units by default; the same seed gives the same
@@ -89,8 +91,7 @@ class TrainedRun:
                  fid_samples: int = 10_000) -> dict[str, Any]:
         """:func:`wgan.evaluate.evaluate` on the run's data; ``step`` is added."""
         data = self.data
-        sampler, raw = self.sampler(), self.sampler(raw=True)
-        sampler.data = raw.data = data
+        sampler, raw = self.sampler(data=data), self.sampler(raw=True, data=data)
         options = EvalOptions(classifier, fid, fid_samples, log=self.log)
         results = evaluate(sampler, data, self.critic, raw, n or self.config.eval_samples, seed,
                            options)

@@ -17,6 +17,7 @@ from scipy.ndimage import median_filter  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .data import Dataset  # noqa: E402
+from .data.images import to_uint8 as images_to_uint8  # noqa: E402
 from .files import atomic_path  # noqa: E402
 from .models import eval_mode  # noqa: E402
 from .sampling import Sampler  # noqa: E402
@@ -135,9 +136,8 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) pixels in [-1, 1] -> (N, H, W, C) uint8."""
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).numpy()
+    """(N, C, H, W) pixels in [-1, 1] -> (N, H, W, C) uint8, for image files."""
+    return images_to_uint8(images.detach().float().cpu()).permute(0, 2, 3, 1).numpy()
 
 
 def image_grid(images: torch.Tensor, columns: int | None = None, pad: int = 2) -> np.ndarray:

@@ -55,7 +55,10 @@ class RunSummary:
 
     @property
     def wasserstein(self) -> bool:
-        return self.config["loss"].startswith("wgan")
+        from .objectives import LOSSES
+
+        loss = LOSSES.get(self.config["loss"])
+        return loss is not None and loss.is_wasserstein
 
     @classmethod
     def load(cls, path: str | Path) -> RunSummary:

@@ -58,6 +58,7 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._columns: tuple[str, ...] | None = None  # of metrics.csv, read once
 
     # ---- creating and opening ----------------------------------------------------------------
 
@@ -226,11 +227,13 @@ class RunDir:
 
     def append_metrics(self, row: dict[str, float]) -> None:
         new = not self.metrics_path.exists()
-        columns = METRIC_COLUMNS
-        if not new:  # a run started by an earlier version keeps its own columns
+        if new:
+            self._columns = METRIC_COLUMNS
+        elif self._columns is None:  # a run started by an earlier version keeps its columns
             with open(self.metrics_path, newline="") as handle:
                 header = next(csv.reader(handle), None)
-            columns = tuple(header) if header else columns
+            self._columns = tuple(header) if header else METRIC_COLUMNS
+        columns = self._columns
         with open(self.metrics_path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore",
                                     lineterminator="\n")

@@ -90,13 +90,16 @@ def restore_rng(generator: torch.Generator, state: Tensor, saved_device_type: st
             return None
         except RuntimeError:
             pass  # a state of the right device type but the wrong size: reseed as below
-    generator.manual_seed(reseed_value(seed, step))
+    generator.manual_seed(stream_seed(seed, 0, step))
     return (f"note: the checkpoint's random state is from a {saved_device_type} generator and "
             f"this run continues on {here}; reseeded its random stream from (seed {seed}, step "
             f"{step}), so the continuation is reproducible but not the one {saved_device_type} "
             f"would have drawn")
 
 
-def reseed_value(seed: int, step: int) -> int:
-    """A seed for continuing at ``step`` that differs from every run's initial seed stream."""
-    return (seed * 1_000_003 + step * 7919 + 0x9E3779B1) % (2**63)
+def stream_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of a training random stream restarted at generator step ``step`` by process
+    ``rank``: distinct per rank and step, the same in every run. Used by every process of a
+    distributed run at every step, and to continue a run on another device type."""
+    return (seed * 0x9E3779B97F4A7C15 + rank * 0xBF58476D1CE4E5B9 + step * 0x94D049BB133111EB
+            + 1) % (2**63 - 1)

