@@ -29,7 +29,6 @@ CONFIGS = {
 def worker(name: str, steps: int, warmup: int) -> None:
     """One process's part (alone, or one rank under torchrun): time ``steps`` after ``warmup``."""
     from wgan import Config, Trainer
-    from wgan.distributed import teardown
 
     trainer = Trainer(Config(steps=10**6, seed=0, **CONFIGS[name]), log=lambda m: None)
     trainer.fit(warmup, progress=False, defaults=False)
@@ -45,7 +44,7 @@ def worker(name: str, steps: int, warmup: int) -> None:
         samples = steps * trainer.config.n_critic * trainer.config.batch_size * world
         print(json.dumps({"config": name, "processes": world, "threads": torch.get_num_threads(),
                           "steps_per_s": steps / seconds, "samples_per_s": samples / seconds}))
-    teardown()
+    trainer.finish_distributed()
 
 
 def launch(name: str, processes: int, threads: int, steps: int, warmup: int) -> dict:

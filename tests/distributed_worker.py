@@ -17,7 +17,6 @@ import torch
 from wgan import Config, Trainer
 from wgan.algorithm import Algorithm
 from wgan.data import TensorDataset
-from wgan.distributed import teardown
 
 CONSTRAINTS = ("clip", "gp", "lp", "spectral")
 BATCH, NOISE = 8, 3
@@ -75,7 +74,8 @@ def main() -> None:
         weights = torch.cat([p.detach().flatten() for m in (trainer.generator, trainer.critic)
                              for p in m.parameters()])
         np.save(out / f"{constraint}-rank{rank}.npy", weights.numpy())
-    teardown()
+        if constraint == CONSTRAINTS[-1]:
+            trainer.finish_distributed()
 
 
 if __name__ == "__main__":

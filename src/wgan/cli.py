@@ -218,8 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         trainer.fit(progress=not args.quiet)
     if trainer.dist:  # training is over: the other processes are done, rank 0 finishes alone
-        trainer.dist.barrier()
-        distributed.teardown()
+        trainer.finish_distributed()
         if not trainer.is_main_process:
             return 0
     trainer.save_figures()

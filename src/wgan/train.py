@@ -12,6 +12,7 @@ evaluation, :func:`wgan.evaluate.evaluate`; the run directory, :class:`wgan.runs
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -130,6 +131,21 @@ class Trainer:
             self.log(f"distributed: {self.dist.world_size} processes ({self.dist.backend}), "
                      f"global batch {config.batch_size} x {self.dist.world_size} = "
                      f"{config.batch_size * self.dist.world_size}")
+
+    def finish_distributed(self) -> None:
+        """End this process's part in a distributed run: wait for the others, drop the DDP
+        wrappers, then leave the process group (in that order: a wrapper outliving its group can
+        abort the process at exit). The Trainer then works alone (rank 0 evaluates)."""
+        if self.dist is None:
+            return
+        self.dist.barrier()
+        no_compile = self.constraint.needs_double_backward
+        self.algorithm = self._algorithm(self.runtime.forward(self.generator, "generator"),
+                                         self.runtime.forward(self.critic, "critic",
+                                                              not no_compile))
+        self.dist = None
+        gc.collect()
+        distributed.teardown()
 
     def _create_run(self, out: str | Path, config: Config) -> RunDir:
         """A fresh run directory (rank 0 makes it; every rank gets rank 0's path)."""
