@@ -63,6 +63,16 @@ def make_optimizer(name: str, params: Iterable[Tensor], lr: float, betas: tuple[
     return torch.optim.SGD(params, lr=lr, fused=fused)
 
 
+def create_run(out: str | Path, config: Config, dist: distributed.Distributed | None) -> RunDir:
+    """A fresh run directory; in a distributed run rank 0 makes it and every rank gets its path."""
+    if dist is None:
+        return RunDir.create(out, config)
+    path = dist.broadcast(str(out))
+    run = RunDir.create(path, config) if dist.is_main else RunDir(path)
+    dist.barrier()
+    return run
+
+
 class Trainer:
     """Owns a run's networks, optimizers, data, random state and run directory.
 
@@ -124,7 +134,7 @@ class Trainer:
             self.runtime.forward(wrap(generator), "generator"),
             self.runtime.forward(wrap(critic), "critic", not no_compile),
             self.runtime.forward(critic, "critic", not no_compile) if self.dist else None)
-        self.run = self._create_run(out, config) if out is not None else run
+        self.run = create_run(out, config, self.dist) if out is not None else run
         if self.data.summary:
             self.log(f"data: {self.data.name}: {self.data.summary}")
         if self.dist:
@@ -146,15 +156,6 @@ class Trainer:
         self.dist = None
         gc.collect()
         distributed.teardown()
-
-    def _create_run(self, out: str | Path, config: Config) -> RunDir:
-        """A fresh run directory (rank 0 makes it; every rank gets rank 0's path)."""
-        if self.dist is None:
-            return RunDir.create(out, config)
-        path = self.dist.broadcast(str(out))
-        run = RunDir.create(path, config) if self.is_main_process else RunDir(path)
-        self.dist.barrier()
-        return run
 
     def _algorithm(self, generate: Callable[[Tensor], Tensor],
                    criticize: Callable[[Tensor], Tensor],
