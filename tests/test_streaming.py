@@ -128,3 +128,56 @@ def test_streaming_keeps_the_resident_size_bounded(tmp_path):
     assert found["ImageDataset"][0] > 11.7, found
     assert found["StreamingImageFolder"][0] < 0.5 * found["ImageDataset"][0], found
     assert found["StreamingImageFolder"][1] < 2.0, found
+
+
+def test_reference_batches_are_the_reference_samples(folder):
+    """The batched reference (behind FID) holds the very images ``reference_samples`` gives, for
+    held-out, split and streamed data; so a cached FID and a fresh one read the same images."""
+    in_memory = load_dataset(Config(data=str(folder), image_size=16))
+    streamed = load_dataset(Config(data=str(folder), image_size=16, data_memory_mb=0.01))
+    held = ImageDataset("held", in_memory.data[:80], held_out=in_memory.data[80:])
+    for data in (in_memory, streamed, held):
+        reference, _ = data.reference_samples(30, torch.Generator().manual_seed(5))
+        batches = list(data.reference_batches(30, torch.Generator().manual_seed(5), batch=7))
+        assert [len(b) for b in batches] == [7, 7, 7, 7, 2]
+        assert torch.equal(torch.cat(batches), reference)
+    streamed_ref = torch.cat(list(streamed.reference_batches(30, torch.Generator().manual_seed(5))))
+    assert torch.equal(streamed_ref,
+                       in_memory.reference_samples(30, torch.Generator().manual_seed(5))[0])
+
+
+def test_fid_on_a_streamed_folder_decodes_a_batch_at_a_time(folder, tmp_path, monkeypatch):
+    """Real FID features of a folder over its memory budget: never the whole reference (and
+    never the unused second sample) in memory, only batches of ``READ_BATCH`` decoded images."""
+    from wgan.metrics import inception
+
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path))
+    try:
+        inception.weights_path()
+    except Exception as err:  # noqa: BLE001
+        if os.environ.get("WGAN_REQUIRE_FID") == "1":
+            pytest.fail(f"needs the fid extra: {err}")
+        pytest.skip(str(err))
+    streamed = load_dataset(Config(data=str(folder), image_size=16, data_memory_mb=0.01))
+    decoded = []
+    original = StreamingImageFolder._decode
+
+    def counting(self, indices):
+        decoded.append(len(indices))
+        return original(self, indices)
+
+    def refuse(*_):
+        raise AssertionError("reference_samples decodes both samples at once")
+
+    monkeypatch.setattr(StreamingImageFolder, "_decode", counting)
+    monkeypatch.setattr(StreamingImageFolder, "reference_samples", refuse)
+    monkeypatch.setattr(inception, "READ_BATCH", 16)
+
+    class Pool(torch.nn.Module):
+        def forward(self, x):
+            pooled = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+            return pooled.repeat(1, 683)[:, :2048]
+
+    features = inception.real_features(streamed, 60, 0, Pool(), torch.device("cpu"), log=print)
+    assert features.shape == (60, 2048) and np.isfinite(features).all()
+    assert sum(decoded) == 120 and max(decoded) == 16  # two passes (digest, features), batched

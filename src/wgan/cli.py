@@ -99,10 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="MNIST classifier for the class metrics (default: the cached one "
                                "from `wgan classifier train`)")
     evaluate.add_argument("--fid", action="store_true",
-                          help="also Inception FID and KID (image runs; pip install wgan[fid])")
+                          help="also Inception FID, KID, precision and recall (image runs; pip "
+                               "install wgan[fid]; the protocol: docs/concepts.md)")
     evaluate.add_argument("--fid-n", type=int, default=10_000, metavar="N",
                           help="generated and real images for FID/KID (default 10,000, the "
-                               "comparable setting; about 0.5 s per image per core on a CPU)")
+                               "comparable setting; about 0.1 s per image on a 2-core CPU)")
+    evaluate.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"),
+                          help="the Inception network's precision (default fp32; bf16 is about "
+                               "1.9x faster on CPUs with bf16 units, see benchmarks/RESULTS.md "
+                               "for what it does to FID)")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                           help="where to evaluate (default: auto), whatever device trained the "
                                "run")
@@ -302,7 +307,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise WganError(f"--fid-n must be >= 2, got {args.fid_n}")
     run = load_run(args.run, device=args.device, log=_log)
     results = run.evaluate(n=args.n, seed=args.seed, classifier=args.classifier, fid=args.fid,
-                           fid_samples=args.fid_n)
+                           fid_samples=args.fid_n, fid_amp=args.fid_amp)
     results["checkpoint"] = run.checkpoint_file.name
     print(json.dumps(results) if args.json else _format_results(results))
     return 0

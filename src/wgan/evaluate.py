@@ -31,14 +31,17 @@ class EvalOptions:
 
     Args:
         classifier: the MNIST classifier file (default: the cached one, if any).
-        fid: also Inception FID and KID (image data; needs ``pip install wgan[fid]``).
+        fid: also Inception FID, KID, precision and recall (image data; needs
+            ``pip install wgan[fid]``).
         fid_samples: generated and real images for FID/KID (10,000 is the comparable setting).
+        fid_amp: the Inception network's precision, ``"fp32"`` or ``"bf16"``.
         log: where one-line notes go.
     """
 
     classifier: str | Path | None = None
     fid: bool = False
     fid_samples: int = 10_000
+    fid_amp: str = "fp32"
     log: Callable[[str], None] = print
 
 
@@ -172,13 +175,15 @@ def stacked_mnist_metrics(context: EvalContext) -> dict[str, Any]:
 
 
 def inception_metrics(context: EvalContext) -> dict[str, Any]:
-    """Inception FID and KID against the real data, when asked for (``--fid``)."""
+    """Inception FID, KID, precision and recall against the real data, when asked for
+    (``--fid``)."""
     if not context.options.fid:
         return {}
     from .metrics import inception
 
     return inception.fid_kid(context.sampler, context.data, context.options.fid_samples,
-                             context.seed + 6, context.device, log=context.options.log)
+                             context.seed + 6, context.device, log=context.options.log,
+                             amp=context.options.fid_amp)
 
 
 EVALUATORS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {

@@ -165,7 +165,8 @@ def curves_figure(runs: list[RunSummary]) -> bytes:
 
 _HEADLINE = ("step", "n", "w1_exact", "w1_floor", "w1_ratio", "critic_estimate", "modes_captured",
              "modes_total", "high_quality_fraction", "classes_captured", "class_kl",
-             "classifier_frechet", "stacked_modes", "stacked_kl", "fid", "kid", "kid_std")
+             "classifier_frechet", "stacked_modes", "stacked_kl", "fid", "kid", "kid_std",
+             "precision", "recall")
 
 
 def _fmt(value: Any) -> str:

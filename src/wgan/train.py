@@ -301,9 +301,9 @@ class Trainer:
 
     def evaluate(self, n: int | None = None, seed: int = 12345,
                  classifier: str | Path | None = None, fid: bool = False,
-                 fid_samples: int = 10_000) -> dict[str, Any]:
+                 fid_samples: int = 10_000, fid_amp: str = "fp32") -> dict[str, Any]:
         """See :func:`wgan.evaluate.evaluate`; ``step`` is added."""
-        options = EvalOptions(classifier, fid, fid_samples, log=self.log)
+        options = EvalOptions(classifier, fid, fid_samples, fid_amp, log=self.log)
         results = evaluate(self.sampler(), self.data, self.critic, self.sampler(raw=True),
                            n or self.config.eval_samples, seed, options)
         return {"step": self.step, **results}

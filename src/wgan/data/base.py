@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +63,15 @@ class Dataset:
         (a distribution sampled on the fly) both are fresh samples the model never saw."""
         return self.sample(n, generator), self.sample(n, generator)
 
+    def reference_batches(self, n: int, generator: torch.Generator, batch: int = 500
+                          ) -> Iterator[Tensor]:
+        """The ``reference`` half of :meth:`reference_samples` for the same generator state (the
+        same samples, in the same order), in batches of at most ``batch``: for metrics that read
+        many images (Inception FID) without holding them all in memory at once."""
+        reference, _ = self.reference_samples(n, generator)
+        for start in range(0, len(reference), batch):
+            yield reference[start:start + batch]
+
     @property
     def summary(self) -> str | None:
         """One line on where the samples come from (``None``: nothing worth saying)."""
@@ -103,14 +112,16 @@ class TensorDataset(Dataset):
         index = torch.randint(len(self), (n,), device=self.data.device, generator=generator)
         return self.data[index]
 
-    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Drawn without replacement, so that no row counts twice: with held-out rows, the
-        reference comes from them and the other sample from the training rows; without, the two
-        are disjoint halves of the data. Either way ``n`` shrinks to what the data allows
-        (the floor of W1 is biased low when the two samples share rows)."""
-        def draw(rows: Tensor, count: int) -> Tensor:
+    def rows_to_samples(self, rows: Tensor) -> Tensor:
+        """Stored rows -> samples in training units (here the same; images convert pixels)."""
+        return rows
+
+    def _reference_split(self, n: int, generator: torch.Generator
+                         ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """The rows :meth:`reference_samples` returns, as (table, index) for each of the two."""
+        def draw(rows: Tensor, count: int) -> tuple[Tensor, Tensor]:
             order = torch.randperm(len(rows), generator=generator, device=generator.device)
-            return rows[order[:count].to(rows.device)]
+            return rows, order[:count].to(rows.device)
 
         if self.held_out is not None:
             n = min(n, len(self.held_out), len(self))
@@ -118,7 +129,21 @@ class TensorDataset(Dataset):
         n = min(n, len(self) // 2)
         order = torch.randperm(len(self), generator=generator, device=generator.device)
         order = order.to(self.data.device)
-        return self.data[order[:n]], self.data[order[n:2 * n]]
+        return (self.data, order[:n]), (self.data, order[n:2 * n])
+
+    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Drawn without replacement, so that no row counts twice: with held-out rows, the
+        reference comes from them and the other sample from the training rows; without, the two
+        are disjoint halves of the data. Either way ``n`` shrinks to what the data allows
+        (the floor of W1 is biased low when the two samples share rows)."""
+        (a, index_a), (b, index_b) = self._reference_split(n, generator)
+        return self.rows_to_samples(a[index_a]), self.rows_to_samples(b[index_b])
+
+    def reference_batches(self, n: int, generator: torch.Generator, batch: int = 500
+                          ) -> Iterator[Tensor]:
+        (rows, index), _ = self._reference_split(n, generator)
+        for start in range(0, len(index), batch):
+            yield self.rows_to_samples(rows[index[start:start + batch]])
 
 
 class StoredShape(Dataset):

@@ -79,9 +79,8 @@ class ImageDataset(TensorDataset):
         return (f"{len(self)} images of {'x'.join(map(str, self.sample_shape))} held in memory "
                 f"({size:.1f} MiB as {str(self.data.dtype).replace('torch.', '')})")
 
-    def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        reference, other = super().reference_samples(n, generator)
-        return to_unit_range(reference), to_unit_range(other)
+    def rows_to_samples(self, rows: Tensor) -> Tensor:
+        return to_unit_range(rows)
 
 
 class StackedMNIST(TensorDataset):

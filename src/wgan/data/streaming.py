@@ -96,6 +96,14 @@ class StreamingImageFolder(Dataset):
         order = torch.randperm(len(self), generator=generator, device=generator.device).tolist()
         return self._decode(order[:n]), self._decode(order[n:2 * n])
 
+    def reference_batches(self, n: int, generator: torch.Generator, batch: int = 500
+                          ) -> Iterator[Tensor]:
+        """The reference images decoded ``batch`` at a time: memory stays one batch."""
+        n = min(n, len(self) // 2)
+        order = torch.randperm(len(self), generator=generator, device=generator.device).tolist()
+        for start in range(0, n, batch):
+            yield self._decode(order[start:min(start + batch, n)])
+
     def batch_source(self, batch: int, generator: torch.Generator, seed: int = 0,
                      skip: int = 0) -> Callable[[int], Tensor]:
         """Training batches of ``batch`` images from the stream seeded by ``seed``, after the

@@ -1,0 +1,148 @@
+"""The published image tables on this machine: train, then score by the FID protocol of
+``wgan.metrics.inception`` (docs/concepts.md), resumably.
+
+Each run (dataset, loss or constraint, seed) trains in ``--points`` segments up to ``--steps``
+generator steps (Lucic et al. 2018's budget: 20 epochs of 50,000 images at batch 64, about 15,600
+steps). After each segment the checkpoint is scored with a cheap FID (``--curve-n`` images) and
+the critic's estimate of W, which gives the FID curve and the W-against-FID correlation; the last
+checkpoint is then scored with the comparable FID (``--fid-n``, 10,000 generated images against
+the 10,000 test images). Everything lands in ``OUT/RUN/quality.json`` as it happens, so killing
+this script loses at most one segment or one evaluation: run it again with the same arguments and
+it carries on (training resumes from the run's newest checkpoint).
+
+    python benchmarks/image_quality.py --data mnist --loss wgan-gp --seeds 0 1 2
+    python benchmarks/image_quality.py --summary          # the table of everything in OUT
+
+Wall times are this script's own, per run: training and scoring separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path("runs/image_quality")
+
+
+def wgan(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wgan.cli", *args], text=True,
+                          stdout=subprocess.PIPE, check=False)
+
+
+def load_state(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {"curve": [], "train_s": 0.0,
+                                                                   "eval_s": 0.0}
+
+
+def save_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, path)
+
+
+def evaluate(run: Path, n: int, args: argparse.Namespace) -> dict:
+    done = wgan("eval", str(run), "--fid", "--fid-n", str(n), "--fid-amp", args.fid_amp,
+                "--json", "--n", "2000")
+    if done.returncode != 0:
+        raise SystemExit(f"{run}: wgan eval failed (exit {done.returncode})")
+    return json.loads(done.stdout)
+
+
+def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
+    run = args.out / f"{name}-s{seed}"
+    state_file = args.out / f"{name}-s{seed}.json"
+    state = load_state(state_file)
+    state.update(data=args.data, loss=args.loss, constraint=args.constraint, seed=seed,
+                 steps=args.steps, extra=args.train_args)
+    marks = [round(args.steps * (i + 1) / args.points) for i in range(args.points)]
+    for mark in marks:
+        if any(point["step"] == mark for point in state["curve"]):
+            continue
+        start = time.perf_counter()
+        common = ["--steps", str(mark), "--quiet", "--no-eval", "--no-report"]
+        if (run / "config.json").is_file():
+            done = wgan("train", "--resume", str(run), *common)
+        else:
+            flags = ["--data", args.data, "--loss", args.loss, "--seed", str(seed),
+                     "--out", str(run), *args.train_args.split()]
+            if args.constraint:
+                flags += ["--constraint", args.constraint]
+            done = wgan("train", *flags, *common)
+        if done.returncode != 0:
+            raise SystemExit(f"{run}: wgan train failed (exit {done.returncode})")
+        state["train_s"] += time.perf_counter() - start
+        start = time.perf_counter()
+        result = evaluate(run, args.curve_n, args)
+        state["eval_s"] += time.perf_counter() - start
+        state["curve"].append({key: result.get(key) for key in
+                               ("step", "fid", "kid", "precision", "recall", "critic_estimate",
+                                "w1_ratio", "classes_captured", "class_kl")})
+        save_state(state_file, state)
+        print(f"{name} seed {seed}: step {result['step']}, FID@{args.curve_n} "
+              f"{result['fid']:.2f}, critic estimate {result['critic_estimate']:.4g}", flush=True)
+    if "final" not in state:
+        start = time.perf_counter()
+        state["final"] = evaluate(run, args.fid_n, args)
+        state["final_eval_s"] = time.perf_counter() - start
+        save_state(state_file, state)
+    final = state["final"]
+    print(f"{name} seed {seed}: FID@{final['fid_n']} {final['fid']:.2f} precision "
+          f"{final.get('precision', float('nan')):.3f} recall {final.get('recall', float('nan')):.3f}"
+          f" (train {state['train_s'] / 60:.1f} min)", flush=True)
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def summary(out: Path) -> None:
+    print("| run | steps | FID (n) | precision | recall | Spearman(critic, FID) | train min | "
+          "eval min |\n|---|---|---|---|---|---|---|---|")
+    for state_file in sorted(out.glob("*.json")):
+        state = json.loads(state_file.read_text())
+        final = state.get("final")
+        curve = state["curve"]
+        rho = (spearman([p["critic_estimate"] for p in curve], [p["fid"] for p in curve])
+               if len(curve) > 2 else float("nan"))
+        fid = f"{final['fid']:.2f} ({final['fid_n']})" if final else "-"
+        print(f"| {state_file.stem} | {curve[-1]['step'] if curve else 0} | {fid} | "
+              f"{final.get('precision', float('nan')) if final else '-'} | "
+              f"{final.get('recall', float('nan')) if final else '-'} | {rho:.3f} | "
+              f"{state['train_s'] / 60:.1f} | "
+              f"{(state['eval_s'] + state.get('final_eval_s', 0)) / 60:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="mnist")
+    parser.add_argument("--loss", default="wgan-gp")
+    parser.add_argument("--constraint", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--steps", type=int, default=15_600)
+    parser.add_argument("--points", type=int, default=10, help="curve points (segments)")
+    parser.add_argument("--curve-n", type=int, default=500, help="FID images per curve point")
+    parser.add_argument("--fid-n", type=int, default=10_000, help="FID images at the end")
+    parser.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--train-args", default="--model dcgan --amp bf16 --ema 0.999",
+                        help="further flags for wgan train (one string)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--summary", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.summary:
+        summary(args.out)
+        return
+    name = f"{args.data}-{args.constraint or args.loss}"
+    for seed in args.seeds:
+        one_run(name, seed, args)
+
+
+if __name__ == "__main__":
+    main()
