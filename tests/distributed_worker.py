@@ -3,9 +3,14 @@ MLP WGAN in float64 with DistributedDataParallel, for each Lipschitz constraint;
 its weights and the inputs it drew, for the test to compare with one process on the global batch.
 
     torchrun --standalone --nproc-per-node 2 tests/distributed_worker.py OUT [--separate-backward]
+    torchrun --standalone --nproc-per-node 2 tests/distributed_worker.py OUT --conv
 
 ``--separate-backward`` is the known trap: backpropagating the penalty on its own (a second
 backward per critic step). The test checks that it is caught.
+
+``--conv``: a DCGAN critic with layer norm and the fast penalty, trained on the real data path
+(sklearn's digits, each rank drawing its own batches from its own stream); every rank saves the
+real batches, noise and interpolation weights it drew besides its weights.
 """
 
 import sys
@@ -57,9 +62,53 @@ def separate_backward(self: Algorithm):
     return critic_loss.detach(), self._zero
 
 
+def conv_config() -> Config:
+    return Config(data="digits", model="dcgan", loss="wgan-gp", preset="none", width=4,
+                  noise_dim=NOISE, batch_size=BATCH, n_critic=2, critic_boost=False, steps=1,
+                  seed=7, lr=1e-3, batch_norm=False, critic_norm="layer", fast_penalty=True)
+
+
+def record_inputs(trainer: Trainer) -> dict[str, list[torch.Tensor]]:
+    """Let the trainer draw as usual, and keep what it drew."""
+    drawn: dict[str, list[torch.Tensor]] = {"real": [], "noise": [], "epsilon": []}
+    algorithm, penalty = trainer.algorithm, trainer.constraint.penalty
+
+    def keep(name, function):
+        def wrapper(n):
+            value = function(n)
+            drawn[name].append(value.detach().clone())
+            return value
+        return wrapper
+
+    def penalty_keeping_epsilon(critic, real, fake, generator):
+        state = generator.get_state()  # the penalty's first draw is epsilon, one per sample
+        drawn["epsilon"].append(torch.rand(real.shape[0], dtype=real.dtype,
+                                           generator=torch.Generator().set_state(state)))
+        return penalty(critic, real, fake, generator)
+
+    algorithm.real_batch = keep("real", algorithm.real_batch)
+    algorithm.noise = keep("noise", algorithm.noise)
+    algorithm.constraint.penalty = penalty_keeping_epsilon
+    return drawn
+
+
+def conv_main(out: Path) -> None:
+    trainer = Trainer(conv_config(), log=lambda m: None)
+    drawn = record_inputs(trainer)
+    trainer.train_step()
+    weights = torch.cat([p.detach().flatten() for m in (trainer.generator, trainer.critic)
+                         for p in m.parameters()])
+    np.save(out / f"conv-rank{trainer.rank}.npy", weights.numpy())
+    torch.save(drawn, out / f"conv-drawn-rank{trainer.rank}.pt")
+    trainer.finish_distributed()
+
+
 def main() -> None:
     torch.set_default_dtype(torch.float64)
     out = Path(sys.argv[1])
+    if "--conv" in sys.argv:
+        conv_main(out)
+        return
     separate = "--separate-backward" in sys.argv
     for constraint in CONSTRAINTS:
         trainer = Trainer(config(constraint), dataset=TensorDataset("points", points()),

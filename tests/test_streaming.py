@@ -81,6 +81,14 @@ def test_streamed_training_through_the_cli_says_so(folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "streamed from disk by 1 worker processes" in proc.stderr
     assert RunDir(tmp_path / "r").latest_checkpoint()[2]["step"] == 3
+    # A resume that brings the folder back in memory changes the batch stream: it says so.
+    resumed = run_cli("train", "--resume", str(tmp_path / "r"), "--steps", "5",
+                      "--data-memory-mb", "100", "--quiet", "--no-report", "--no-eval")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "were streamed from disk and are now held in memory" in resumed.stderr
+    again = run_cli("train", "--resume", str(tmp_path / "r"), "--steps", "6", "--quiet",
+                    "--no-report", "--no-eval")
+    assert "now" not in again.stderr.split("resumed")[0]  # same path as before: no note
 
 
 RSS_SCRIPT = """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -195,8 +196,9 @@ def _start_torchrun(nproc: int, argv: list[str]) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
+    from .errors import TrainingDiverged
     from .runtime import configure_process
-    from .train import Trainer
+    from .train import Trainer, TrainingInterrupted
 
     if args.nproc is not None and not distributed.launched_by_torchrun():
         return _start_torchrun(args.nproc, args.argv)
@@ -221,7 +223,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
              "pass a larger --steps to continue")
     else:
-        trainer.fit(progress=not args.quiet)
+        try:
+            trainer.fit(progress=not args.quiet)
+        except (TrainingInterrupted, TrainingDiverged) as err:
+            if trainer.dist is None:
+                raise
+            return _end_distributed(trainer, err)
     if trainer.dist:  # training is over: the other processes are done, rank 0 finishes alone
         trainer.finish_distributed()
         if not trainer.is_main_process:
@@ -239,6 +246,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         _log(f"report: {write_report([trainer.run.path], trainer.run.path / 'report.html')}")
     return 0
+
+
+def _end_distributed(trainer: Any, err: BaseException) -> int:
+    """Every rank of a multi-process run stops here together (the ranks agreed on the step): it
+    leaves the process group cleanly, rank 0 says why in one line, and an interrupted run exits
+    0 on every rank, so torchrun sees a finished job rather than a failed one to tear down."""
+    from .callbacks import TrainingInterrupted
+
+    main = trainer.is_main_process
+    trainer.finish_distributed()
+    if main:
+        print(f"wgan train: {'' if isinstance(err, TrainingInterrupted) else 'error: '}{err}",
+              file=sys.stderr, flush=True)
+    return 0 if isinstance(err, TrainingInterrupted) else 2
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -389,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except WganError as err:
-        print(f"wgan {args.command}: error: {err}", file=sys.stderr)
+        if not (err.shared and os.environ.get("RANK", "0") != "0"):  # agreed: rank 0 says it
+            print(f"wgan {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"wgan {args.command}: {err or 'interrupted'}", file=sys.stderr)

@@ -21,6 +21,12 @@ What each process does:
   over the global batch.
 * Only rank 0 writes: metrics, checkpoints, figures, the report. The losses it logs are averaged
   over the ranks.
+* Control is collective (:class:`wgan.callbacks.RunControl`): at each step end the ranks share
+  whether any of them was asked to stop (SIGINT/SIGTERM) or is due a time-based checkpoint, so a
+  signal to one rank stops them all at the same step after rank 0 has written a checkpoint;
+  before every checkpoint they agree that all of them hold finite losses and weights.
+* A resume loads the checkpoint rank 0 chose on every rank (:func:`shared_checkpoint`), or stops
+  every rank with one line naming the rank that cannot read it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError, SharedCheckpointError
 from .state import stream_seed
 
 #: Seconds a collective may wait for the other ranks before failing (a dead peer usually fails
@@ -81,6 +87,67 @@ class Distributed:
 
     def barrier(self) -> None:
         dist.barrier()
+
+    def maximum(self, *values: int) -> tuple[int, ...]:
+        """Each value's maximum over the ranks (one small all-reduce): a flag set on any rank is
+        set for all."""
+        device = torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" \
+            else torch.device("cpu")
+        votes = torch.tensor([int(v) for v in values], dtype=torch.int64, device=device)
+        dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+        return tuple(int(v) for v in votes.tolist())
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def first_problem(self, problem: str | None) -> str | None:
+        """The first rank's non-``None`` ``problem``, naming the rank, on every rank."""
+        for rank, found in enumerate(self.gather(problem)):
+            if found is not None:
+                return f"{found} (on rank {rank})"
+        return None
+
+
+def world_size_from_env() -> int:
+    """The number of processes this one is (about to be) part of: 1 outside torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else 1
+
+
+def shared_checkpoint(dist_: Distributed | None, run: Any, warn: Any
+                      ) -> tuple[Any, dict[str, Tensor], dict[str, Any]] | None:
+    """The checkpoint to resume from, the same on every rank: ``(path, tensors, meta)``, or
+    ``None`` when rank 0 has none.
+
+    Rank 0 picks the newest checkpoint that verifies; every other rank loads the file of that
+    name from its own view of the run directory and checks that its checksum is rank 0's. If any
+    rank cannot, every rank raises :class:`SharedCheckpointError` naming it (nodes that see different
+    files must not train different models)."""
+    if dist_ is None:
+        return run.latest_checkpoint(warn=warn) if run.checkpoints() else None
+    loaded, choice, problem = None, None, None
+    if dist_.is_main and run.checkpoints():
+        loaded = run.latest_checkpoint(warn=warn)
+        choice = (loaded[0].name, run.checkpoint_digest(loaded[0]))
+    choice = dist_.broadcast(choice)
+    if choice is not None and not dist_.is_main:
+        path = run.checkpoint_dir / choice[0]
+        try:
+            tensors, meta = run.read_checkpoint(path)
+            if run.checkpoint_digest(path) != choice[1]:
+                problem = f"{path} differs from rank 0's file of that name"
+            loaded = (path, tensors, meta)
+        except CheckpointError as err:
+            problem = str(err)
+    problem = dist_.first_problem(problem)
+    if problem is not None:
+        raise SharedCheckpointError(f"cannot resume: rank 0 resumes from {choice[0]}, but {problem}; "
+                              "every process must see the same run directory")
+    return loaded
 
 
 def setup(device: str) -> Distributed | None:

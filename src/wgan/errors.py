@@ -9,7 +9,12 @@ from __future__ import annotations
 
 
 class WganError(Exception):
-    """Base class of every error caused by user input; its message is one line."""
+    """Base class of every error caused by user input; its message is one line.
+
+    ``shared`` marks an error every process of a multi-process run raised together, having agreed
+    on it: only rank 0 prints it."""
+
+    shared: bool = False
 
 
 class ConfigError(WganError, ValueError):
@@ -26,6 +31,12 @@ class RunDirError(WganError, FileNotFoundError):
 
 class CheckpointError(WganError, ValueError):
     """A checkpoint file is corrupt, truncated, or not a wgan checkpoint."""
+
+
+class SharedCheckpointError(CheckpointError):
+    """The processes of a multi-process run cannot all load the checkpoint rank 0 chose."""
+
+    shared = True
 
 
 class TrainingDiverged(WganError, RuntimeError):

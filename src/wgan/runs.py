@@ -167,6 +167,25 @@ class RunDir:
             old.with_suffix(".sha256").unlink(missing_ok=True)
 
     @staticmethod
+    def checkpoint_digest(path: Path) -> str | None:
+        """The checksum recorded beside a checkpoint (``None`` if unreadable)."""
+        try:
+            return path.with_suffix(".sha256").read_text().split()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            return None
+
+    def newest_checkpoint_meta(self) -> dict[str, Any] | None:
+        """The metadata of the newest checkpoint file, read from its header only (``None`` if
+        there is none or it is unreadable): what a resume needs to know before building."""
+        for _, path in reversed(self.checkpoints()):
+            try:
+                with safetensors.safe_open(path, framework="pt") as handle:
+                    return json.loads((handle.metadata() or {})["wgan"])
+            except Exception:  # noqa: BLE001 -- a bad file: try the one before
+                continue
+        return None
+
+    @staticmethod
     def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Verify a checkpoint's checksum and read it; raise :class:`CheckpointError` if bad."""
         try:

@@ -28,7 +28,7 @@ from .config import Config, resumable_fields
 from .constraints import build_constraint, has_stateful_forward
 from .data import Dataset, load_dataset
 from .ema import ExponentialMovingAverage
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError, RunDirError, SharedCheckpointError
 from .evaluate import EvalOptions, evaluate
 from .models import build_models
 from .objectives import LOSSES
@@ -71,6 +71,48 @@ def create_run(out: str | Path, config: Config, dist: distributed.Distributed | 
     run = RunDir.create(path, config) if dist.is_main else RunDir(path)
     dist.barrier()
     return run
+
+
+def _resume_overrides(run: RunDir, stored: Config, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The settings a resume may change: the resumable fields, and ``batch_size`` only when the
+    number of processes changes (so the global batch can stay what it was)."""
+    allowed = resumable_fields()
+    bad = sorted(set(overrides) - set(allowed) - {"batch_size"})
+    if bad:
+        raise ConfigError(f"cannot change {', '.join(bad)} when resuming; only "
+                          f"{', '.join(allowed)} may change (and batch_size with another number "
+                          "of processes)")
+    overrides = dict(overrides)
+    batch = overrides.pop("batch_size", None)
+    if batch is not None and batch != stored.batch_size:
+        meta = run.newest_checkpoint_meta() or {}
+        before, now = meta.get("world_size", 1), distributed.world_size_from_env()
+        if before == now:
+            raise ConfigError(f"cannot change batch_size when resuming with the same number of "
+                              f"processes ({now}): --batch-size may change on a resume only with "
+                              "another number of processes, to keep the global batch")
+        overrides["batch_size"] = batch
+    return overrides
+
+
+def _resume_notes(trainer: Trainer, stored: Config, meta: dict[str, Any]) -> list[str]:
+    """What changed on this resume that changes the training from here on, one line each."""
+    notes = []
+    before, now = meta.get("world_size", 1), trainer.dist.world_size if trainer.dist else 1
+    if before != now:
+        batch = trainer.config.batch_size
+        notes.append(f"note: trained with {before} process(es), continuing with {now}: the global "
+                     f"batch was {stored.batch_size} x {before} = {stored.batch_size * before}, "
+                     f"now {batch} x {now} = {batch * now}")
+    streamed = meta.get("data_streamed")
+    if streamed is not None and streamed != trainer.data.streamed:
+        def where(on_disk: bool) -> str:
+            return "streamed from disk" if on_disk else "held in memory"
+
+        notes.append(f"note: the images were {where(streamed)} and are now "
+                     f"{where(trainer.data.streamed)} (--data-memory-mb): the training batches from "
+                     "here on are another random sequence than an uninterrupted run would draw")
+    return notes
 
 
 class Trainer:
@@ -221,7 +263,8 @@ class Trainer:
         meta = {"param_groups": groups, "sample_shape": list(self.data.sample_shape),
                 "noise_dim": self.config.noise_dim, "config": self.config.to_dict(),
                 "torch": torch.__version__, "rng_device": self.device.type,
-                "world_size": self.dist.world_size if self.dist else 1}
+                "world_size": self.dist.world_size if self.dist else 1,
+                "data_streamed": self.data.streamed}
         return tensors, meta
 
     def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
@@ -255,23 +298,24 @@ class Trainer:
                **overrides: Any) -> Trainer:
         """Reopen a run directory at its newest valid checkpoint (or at step 0 if it was stopped
         before its first one) to continue training. ``overrides`` may change the settings whose
-        role leaves the trained function alone: :func:`wgan.config.resumable_fields`."""
-        allowed = resumable_fields()
-        bad = sorted(set(overrides) - set(allowed))
-        if bad:
-            raise ConfigError(f"cannot change {', '.join(bad)} when resuming; only "
-                              f"{', '.join(allowed)} may change")
+        role leaves the trained function alone (:func:`wgan.config.resumable_fields`), and
+        ``batch_size`` when the number of processes changes. In a multi-process run every rank
+        loads the checkpoint rank 0 chose (:func:`wgan.distributed.shared_checkpoint`)."""
         run = RunDir.open(path)
         stored = run.load_config()
+        overrides = _resume_overrides(run, stored, overrides)
         trainer = cls(stored.replace(**overrides), run=run, log=log)
-        if run.checkpoints():
-            checkpoint, tensors, meta = run.latest_checkpoint(warn=trainer.log)
+        try:
+            found = distributed.shared_checkpoint(trainer.dist, run, trainer.log)
+        except SharedCheckpointError:
+            trainer.finish_distributed()  # every rank is here: leave the group cleanly
+            raise
+        if found is not None:
+            checkpoint, tensors, meta = found
             trainer.load_state(tensors, meta)
             where = f"from {checkpoint.name}"
-            before, now = meta.get("world_size", 1), trainer.dist.world_size if trainer.dist else 1
-            if before != now:
-                trainer.log(f"note: trained with {before} process(es), continuing with {now}: the "
-                            f"global batch is now {trainer.config.batch_size * now}")
+            for note in _resume_notes(trainer, stored, meta):
+                trainer.log(note)
         else:
             where = "from step 0: it has no checkpoint yet"
         if trainer.config.lr_decay != "none" and stored.steps != trainer.config.steps:

@@ -34,6 +34,8 @@ class Dataset:
     sample_shape: tuple[int, ...] = ()
     modes: Modes | None = None
     evaluators: tuple[str, ...] = ()
+    #: Read from disk batch by batch during training (a stream of its own, not ``sample``).
+    streamed: bool = False
 
     def __init__(self) -> None:
         self.mean = torch.zeros(())

@@ -2,11 +2,14 @@
 processes (pinned memory on CUDA), so the resident size stays a few batches whatever the size of
 the folder. ``--data-memory-mb`` sets the budget above which a folder streams.
 
-Training batches come from their own seeded stream of file indices (drawn as the in-memory path
-draws them: uniformly, with replacement), so that workers can decode ahead: with the same seed,
-the streamed batches are the batches the in-memory dataset's ``sample`` gives. Each process of a
-distributed run has its own stream (seeded by rank), the with-replacement analogue of a
-``DistributedSampler``; a resume restarts the stream where the run left it.
+Training batches come from their own seeded stream of file indices (uniformly, with replacement),
+so that workers can decode ahead: the stream seeded with ``s`` gives the batches the in-memory
+dataset's ``sample`` gives from a generator seeded with ``s``. In training, though, the in-memory
+path draws its batches from the training generator it shares with the noise, so a streamed run
+and an in-memory run of the same seed see different (equally random) batches; a resume that moves
+between the two (a changed ``--data-memory-mb``) says so. Each process of a distributed run has
+its own stream (seeded by rank), the with-replacement analogue of a ``DistributedSampler``; a
+resume restarts the stream where the run left it.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class StreamingImageFolder(Dataset):
     """The images of a folder, never all in memory. See the module docstring."""
 
     evaluators = ("inception",)
+    streamed = True
 
     def __init__(self, path: Path, files: list[Path], size: int, channels: int, workers: int = 2):
         super().__init__()
