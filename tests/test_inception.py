@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import fid_weights_or_skip, pooled_features, run_cli
 from wgan.metrics import inception
 from wgan.metrics.frechet import frechet_distance
 from wgan.metrics.inception import (
@@ -167,12 +167,7 @@ def test_inception_input_protocol():
 
 
 def _network_or_skip():
-    try:
-        inception.weights_path()
-    except Exception as err:  # noqa: BLE001
-        if os.environ.get("WGAN_REQUIRE_FID") == "1":
-            pytest.fail(f"the FID tests need the fid extra (WGAN_REQUIRE_FID=1): {err}")
-        pytest.skip(str(err))
+    fid_weights_or_skip()
     return inception.load_inception("cpu")
 
 
@@ -189,19 +184,12 @@ def test_features_of_a_fixed_image_match_the_tensorflow_pipeline():
     assert int(features.argmax()) == TF_FEATURES_ARGMAX
 
 
-class _Pool(torch.nn.Module):
-    """A cheap stand-in for the network where only the cache is under test."""
-
-    def forward(self, x):
-        return torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1).repeat(1, 683)[:, :2048]
-
-
 def test_real_feature_cache_is_keyed_by_content(tmp_path, monkeypatch):
     """Two datasets under one name with different images must not share cached features; the
     same images must hit the cache, with the same dtype as the first computation."""
     from wgan.data.images import ImageDataset
 
-    _network_or_skip()
+    fid_weights_or_skip()
     monkeypatch.setenv("WGAN_CACHE", str(tmp_path))
     rng = torch.Generator().manual_seed(0)
     first = ImageDataset("mnist", torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8,
@@ -209,7 +197,7 @@ def test_real_feature_cache_is_keyed_by_content(tmp_path, monkeypatch):
     other = ImageDataset("mnist", torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8,
                                                 generator=rng))
     logs = []
-    model, cpu = _Pool(), torch.device("cpu")
+    model, cpu = pooled_features(), torch.device("cpu")
     a = inception.real_features(first, 10, 0, model, cpu, log=logs.append)
     b = inception.real_features(other, 10, 0, model, cpu, log=logs.append)
     again = inception.real_features(first, 10, 0, model, cpu, log=logs.append)

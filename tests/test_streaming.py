@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import run_cli
+from conftest import fid_weights_or_skip, pooled_features, run_cli
 from wgan import Config, RunDir, Trainer
 from wgan.data import load_dataset
 from wgan.data.images import ImageDataset
@@ -160,12 +160,7 @@ def test_fid_on_a_streamed_folder_decodes_a_batch_at_a_time(folder, tmp_path, mo
     from wgan.metrics import inception
 
     monkeypatch.setenv("WGAN_CACHE", str(tmp_path))
-    try:
-        inception.weights_path()
-    except Exception as err:  # noqa: BLE001
-        if os.environ.get("WGAN_REQUIRE_FID") == "1":
-            pytest.fail(f"needs the fid extra: {err}")
-        pytest.skip(str(err))
+    fid_weights_or_skip()
     streamed = load_dataset(Config(data=str(folder), image_size=16, data_memory_mb=0.01))
     decoded = []
     original = StreamingImageFolder._decode
@@ -180,12 +175,7 @@ def test_fid_on_a_streamed_folder_decodes_a_batch_at_a_time(folder, tmp_path, mo
     monkeypatch.setattr(StreamingImageFolder, "_decode", counting)
     monkeypatch.setattr(StreamingImageFolder, "reference_samples", refuse)
     monkeypatch.setattr(inception, "READ_BATCH", 16)
-
-    class Pool(torch.nn.Module):
-        def forward(self, x):
-            pooled = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
-            return pooled.repeat(1, 683)[:, :2048]
-
-    features = inception.real_features(streamed, 60, 0, Pool(), torch.device("cpu"), log=print)
+    features = inception.real_features(streamed, 60, 0, pooled_features(), torch.device("cpu"),
+                                       log=print)
     assert features.shape == (60, 2048) and np.isfinite(features).all()
     assert sum(decoded) == 120 and max(decoded) == 16  # two passes (digest, features), batched
