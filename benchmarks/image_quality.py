@@ -12,6 +12,7 @@ it carries on (training resumes from the run's newest checkpoint).
 
     python benchmarks/image_quality.py --data mnist --loss wgan-gp --seeds 0 1 2
     python benchmarks/image_quality.py --summary          # the table of everything in OUT
+    python benchmarks/image_quality.py --summary --figure benchmarks/figures/image-quality.png
 
 Wall times are this script's own, per run: training and scoring separately.
 """
@@ -58,7 +59,7 @@ def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
     state_file = args.out / f"{name}-s{seed}.json"
     state = load_state(state_file)
     state.update(data=args.data, loss=args.loss, constraint=args.constraint, seed=seed,
-                 steps=args.steps, extra=args.train_args)
+                 steps=args.steps, extra=args.train_args, curve_n=args.curve_n)
     marks = [round(args.steps * (i + 1) / args.points) for i in range(args.points)]
     for mark in marks:
         if any(point["step"] == mark for point in state["curve"]):
@@ -119,6 +120,33 @@ def summary(out: Path) -> None:
               f"{(state['eval_s'] + state.get('final_eval_s', 0)) / 60:.1f} |")
 
 
+def figure(out: Path, path: Path) -> None:
+    """Per run: FID (curve images) and the critic's estimate of W against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    states = [(f.stem, json.loads(f.read_text())) for f in sorted(out.glob("*.json"))]
+    states = [(name, state) for name, state in states if len(state["curve"]) > 1]
+    fig, axes = plt.subplots(1, max(len(states), 1), figsize=(5 * max(len(states), 1), 3.6),
+                             squeeze=False)
+    for ax, (name, state) in zip(axes[0], states):
+        steps = [p["step"] for p in state["curve"]]
+        ax.plot(steps, [p["fid"] for p in state["curve"]], "o-", color="C0")
+        ax.set_xlabel("generator step")
+        ax.set_ylabel(f"FID ({state.get('curve_n', '')} images)", color="C0")
+        twin = ax.twinx()
+        twin.plot(steps, [p["critic_estimate"] for p in state["curve"]], "s--", color="C1")
+        twin.set_ylabel("critic estimate of W", color="C1")
+        rho = spearman([p["critic_estimate"] for p in state["curve"]],
+                       [p["fid"] for p in state["curve"]])
+        ax.set_title(f"{name}: Spearman {rho:.2f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="mnist")
@@ -134,10 +162,13 @@ def main() -> None:
                         help="further flags for wgan train (one string)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--figure", type=Path, default=None, help="with --summary: a PNG")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summary:
         summary(args.out)
+        if args.figure:
+            figure(args.out, args.figure)
         return
     name = f"{args.data}-{args.constraint or args.loss}"
     for seed in args.seeds:

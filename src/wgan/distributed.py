@@ -125,8 +125,8 @@ def shared_checkpoint(dist_: Distributed | None, run: Any, warn: Any
 
     Rank 0 picks the newest checkpoint that verifies; every other rank loads the file of that
     name from its own view of the run directory and checks that its checksum is rank 0's. If any
-    rank cannot, every rank raises :class:`SharedCheckpointError` naming it (nodes that see different
-    files must not train different models)."""
+    rank cannot, every rank raises :class:`SharedCheckpointError` naming it (nodes that see
+    different files must not train different models)."""
     if dist_ is None:
         return run.latest_checkpoint(warn=warn) if run.checkpoints() else None
     loaded, choice, problem = None, None, None
@@ -145,8 +145,8 @@ def shared_checkpoint(dist_: Distributed | None, run: Any, warn: Any
             problem = str(err)
     problem = dist_.first_problem(problem)
     if problem is not None:
-        raise SharedCheckpointError(f"cannot resume: rank 0 resumes from {choice[0]}, but {problem}; "
-                              "every process must see the same run directory")
+        raise SharedCheckpointError(f"cannot resume: rank 0 resumes from {choice[0]}, but "
+                                    f"{problem}; every process must see the same run directory")
     return loaded
 
 
