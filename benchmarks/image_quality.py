@@ -86,7 +86,7 @@ def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
         save_state(state_file, state)
         print(f"{name} seed {seed}: step {result['step']}, FID@{args.curve_n} "
               f"{result['fid']:.2f}, critic estimate {result['critic_estimate']:.4g}", flush=True)
-    if "final" not in state:
+    if "final" not in state or state["final"]["step"] != marks[-1]:  # new or a longer budget
         start = time.perf_counter()
         state["final"] = evaluate(run, args.fid_n, args)
         state["final_eval_s"] = time.perf_counter() - start
