@@ -77,7 +77,12 @@ def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_ev
             "seconds": round(watch.train_time, 1), "time_to_target": watch.time_to_target,
             "time_to_all_modes": watch.time_to_all_modes,
             **{k: results[k] for k in ("modes_captured", "modes_total", "high_quality_fraction",
-                                       "modes_with_20", "w1_exact", "w1_floor", "w1_ratio")}}
+                                       "modes_with_20", "reverse_kl", "w1_exact", "w1_floor",
+                                       "w1_ratio")}}
+
+
+def _kl(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def main() -> None:
@@ -101,7 +106,7 @@ def main() -> None:
 
     rows = []
     header = (f"{'loss':8} {'data':7} {'seed':>4} {'steps':>6} {'sec':>6} {'modes':>7} "
-              f"{'>=20':>5} {'HQ %':>6} {'W1/floor':>8} {'t->target':>9}")
+              f"{'>=20':>5} {'HQ %':>6} {'rev KL':>7} {'W1/floor':>8} {'t->target':>9}")
     print(f"# overrides: {overrides or 'none'}; target: all modes and HQ >= {args.target_hq}")
     print(header, flush=True)
     for loss in args.losses:
@@ -114,15 +119,21 @@ def main() -> None:
                 print(f"{loss:8} {data:7} {seed:>4} {row['steps']:>6} {row['seconds']:>6} "
                       f"{row['modes_captured']:>3}/{row['modes_total']:<3} "
                       f"{row['modes_with_20']:>5} {100 * row['high_quality_fraction']:>6.1f} "
-                      f"{row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
+                      f"{_kl(row['reverse_kl']):>7} {row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
     print("\n# means over seeds")
     for loss in args.losses:
         for data in args.data:
             group = [r for r in rows if r["loss"] == loss and r["data"] == data]
             reached = [r["time_to_target"] for r in group if r["time_to_target"] is not None]
+            worst = min(group, key=lambda r: (r["modes_captured"], r["high_quality_fraction"]))
+            kls = [r["reverse_kl"] for r in group if r["reverse_kl"] is not None]
             print(f"{loss:8} {data:7} modes {statistics.mean(r['modes_captured'] for r in group):.1f}"
                   f"/{group[0]['modes_total']}  HQ "
                   f"{100 * statistics.mean(r['high_quality_fraction'] for r in group):.1f}%  "
+                  f"worst seed {worst['seed']}: {worst['modes_captured']}/{worst['modes_total']}, "
+                  f"{100 * worst['high_quality_fraction']:.1f}%  "
+                  f"reverse KL {_kl(statistics.mean(kls) if kls else None)} "
+                  f"(max {_kl(max(kls) if kls else None)})  "
                   f"W1/floor {statistics.mean(r['w1_ratio'] for r in group):.2f}  "
                   f"time {statistics.mean(r['seconds'] for r in group):.0f}s  "
                   f"target reached {len(reached)}/{len(group)}"

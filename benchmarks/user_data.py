@@ -33,7 +33,27 @@ def datasets(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
                                random_state=seed)[0],
         "gaussian-6d": rng.normal(size=(rows, 6)) @ mixing + rng.normal(size=6),
         "heavy-tail-2d": rng.standard_t(3, size=(rows, 2)) * [1.0, 0.3],
+        "spiral": spiral(rows, rng),
+        "unequal-mix": unequal_mixture(rows, rng),
     }
+
+
+def spiral(rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Two turns of an Archimedean spiral, thickened by noise 2% of its outer radius: one long
+    thin curve, which a generator must follow without bridging between its turns."""
+    t = np.sqrt(rng.uniform(0.05, 1.0, rows)) * 4 * np.pi  # sqrt: even density along the arc
+    points = np.stack([t * np.cos(t), t * np.sin(t)], axis=1)
+    return points + rng.normal(scale=0.02 * 4 * np.pi, size=points.shape)
+
+
+def unequal_mixture(rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Five 2-D Gaussians of different widths with weights 50%, 25%, 15%, 7% and 3%: the light
+    modes are the ones a generator drops, and W1 notices the lost mass."""
+    weights = np.array([0.50, 0.25, 0.15, 0.07, 0.03])
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [-4.0, -3.0], [4.0, 5.0]])
+    scales = np.array([1.0, 0.5, 0.3, 0.3, 0.2])
+    which = rng.choice(len(weights), size=rows, p=weights)
+    return centres[which] + rng.normal(size=(rows, 2)) * scales[which, None]
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,8 @@
+import math
+
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from scipy.stats import wasserstein_distance
 
@@ -27,3 +30,13 @@ def test_mode_coverage_counts():
     cov = mode_coverage(samples, centres, std=0.1)
     assert cov.modes_captured == 2 and cov.modes_total == 3 and cov.modes_with_20 == 1
     assert cov.high_quality_fraction == pytest.approx(35 / 50)
+    # Reverse KL over the modes, from the high-quality samples only (30 and 5 of them, none at
+    # the third mode) against the equal weights, computed independently by scipy.
+    assert cov.reverse_kl == pytest.approx(scipy.stats.entropy([30, 5, 0], [1, 1, 1]), rel=1e-9)
+    weighted = mode_coverage(samples, centres, std=0.1, weights=torch.tensor([6.0, 1.0, 1.0]))
+    assert weighted.reverse_kl == pytest.approx(scipy.stats.entropy([30, 5, 0], [6, 1, 1]))
+    # Half the modes of an equal mixture, evenly: log 2; no high-quality sample: undefined.
+    half = mode_coverage(torch.tensor([[0.0, 0.0], [10.0, 0.0]]).repeat(10, 1),
+                         torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]]), 0.1)
+    assert half.reverse_kl == pytest.approx(math.log(2))
+    assert mode_coverage(torch.full((5, 2), 5.0), centres, std=0.1).reverse_kl is None

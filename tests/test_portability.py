@@ -208,6 +208,37 @@ def test_bf16_penalty_agrees_with_float32_to_bf16_precision(model, shape, one_si
         assert cos > (0.99 if key[0] else 1 - 1e-6), (key, cos)
 
 
+@pytest.mark.parametrize("model,shape", [("mlp", (2,)), ("dcgan", (1, 16, 16)),
+                                         ("resnet", (1, 16, 16))])
+def test_bf16_keeps_the_layers_that_touch_the_samples_in_float32(model, shape):
+    """Under autocast the generator's output layer and the critic's first layer compute in
+    float32: the generator's outputs are not rounded to bf16 (they would all be representable
+    in bf16 if its last layer ran in bf16), and the critic's first layer gives exactly what it
+    gives outside autocast on the same input."""
+    from wgan.models import build_models
+
+    torch.manual_seed(0)
+    config = Config(data="x", model=model, loss="wgan-gp", width=8, depth=2, noise_dim=4)
+    generator, critic = build_models(config.resolve(), shape)
+    generator.eval()
+    z = torch.randn(64, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = generator(z)
+    assert out.dtype == torch.float32
+    assert (out != out.bfloat16().float()).float().mean() > 0.5
+    first = next(m for m in critic.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+    seen = []
+    # (a copy: the DCGAN critic applies its activation in place)
+    first.register_forward_hook(lambda module, inputs, out: seen.append((inputs[0], out.clone())))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        score = critic(torch.randn(16, *shape))
+    assert score.dtype == torch.bfloat16  # the rest of the critic does run in bf16
+    x, y = seen[0]
+    assert y.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.equal(y, first(x))
+
+
 # ---- 4. killed early, resumable ----------------------------------------------------------------
 
 def test_checkpoints_by_wall_time_survive_an_early_sigkill(tmp_path):

@@ -78,6 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
                             "under torchrun itself, leave it out")
     _add_config_flags(train)
 
+    tune = commands.add_parser(
+        "tune", help="search the training recipe for your data within a budget in minutes",
+        description="Search the settings you do not fix (learning rate, n_critic, lambda, "
+                    "widths, depth, noise dimension, batch size, EMA, decay) with Optuna's TPE "
+                    "within --minutes; the flags you give are held. Needs the 'tune' extra "
+                    "(Optuna). Writes DIR/best.json for `wgan train --config DIR/best.json`; the "
+                    "same command again continues the search.")
+    tune.add_argument("--minutes", type=float, required=True, help="the search's budget")
+    tune.add_argument("--out", metavar="DIR",
+                      help="where the study lives (default: tune/<data>-<loss>)")
+    tune.add_argument("--config", metavar="FILE", help="settings from a .json or .toml file "
+                                                       "(held, not searched)")
+    tune.add_argument("--trials", type=int, default=None, help="stop after N trials")
+    tune.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                      help="train each trial once per seed and score the worst (default: "
+                           "--seed alone)")
+    tune.add_argument("--objective", default="w1_ratio",
+                      help="the evaluation metric to optimise (default: w1_ratio, held-out W1 "
+                           "over its floor)")
+    _add_config_flags(tune)
+
     sample = commands.add_parser("sample", help="write samples of a trained run to a file")
     sample.add_argument("run", metavar="RUN", help="run directory")
     sample.add_argument("--n", type=int, default=1000, help="number of samples (default 1000)")
@@ -384,6 +405,31 @@ def cmd_divergence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise WganError("wgan tune needs Optuna: pip install 'wgan[tune]'") from None
+    from .tune import train_flags, tune
+
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                if hasattr(args, f.name)}
+    config = Config.load(args.config) if args.config else Config()
+    fixed = set(settings) | {k for k, v in config.to_dict().items() if v != getattr(Config(), k)}
+    config = config.replace(**settings)
+    if Path(config.data).suffix.lower() in VECTOR_SUFFIXES:
+        config = config.replace(data=str(Path(config.data).resolve()))
+    out = Path(args.out or Path("tune") / f"{Path(config.data).stem}-{config.loss}")
+    result = tune(config, out, args.minutes, fixed, args.seeds, args.trials, args.objective,
+                  log=_log)
+    print(f"best {args.objective}: {result.best_value:.4g} after {result.trials_done} trials "
+          f"({result.trials_pruned} stopped early) in {result.seconds / 60:.1f} min")
+    print(f"settings: {out / 'best.json'}")
+    print("train with: wgan train --config " + str(out / "best.json") + "   # or: "
+          + " ".join(train_flags(result.best_settings)))
+    return 0
+
+
 def _format_results(results: dict[str, Any]) -> str:
     lines = ["evaluation:"]
     for key, value in results.items():
@@ -394,7 +440,7 @@ def _format_results(results: dict[str, Any]) -> str:
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "demo": cmd_demo,
             "classifier": cmd_classifier, "divergence": cmd_divergence, "report": cmd_report,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from . import register_model
-from .layers import Conv2d, LeakyReLU
+from .layers import Conv2d, FullPrecisionConv2d, FullPrecisionConvTranspose2d, LeakyReLU
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -62,7 +62,8 @@ class DCGANGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(filters(level - 1), filters(level), 4, 2, 1,
                                           bias=not batch_norm),
                        norm(filters(level)), nn.ReLU(True)]
-        layers += [nn.ConvTranspose2d(filters(doublings - 1), channels, 4, 2, 1), nn.Tanh()]
+        layers += [FullPrecisionConvTranspose2d(filters(doublings - 1), channels, 4, 2, 1),
+                   nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -73,7 +74,8 @@ class DCGANCritic(nn.Module):
     def __init__(self, channels: int, size: int, width: int, norm: str):
         super().__init__()
         base, doublings = upsampling_plan(size, "dcgan")
-        layers: list[nn.Module] = [Conv2d(channels, width, 4, 2, 1), LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [FullPrecisionConv2d(channels, width, 4, 2, 1),
+                                   LeakyReLU(0.2, True)]
         c = width
         for _ in range(doublings - 1):
             layers += [Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), critic_norm(norm, 2 * c),

@@ -153,6 +153,38 @@ class Conv2d(nn.Conv2d):
                              self.groups)
 
 
+class FullPrecision:
+    """Mixin for a layer that computes in float32 even under autocast: its input is cast up and
+    autocast is off inside it. For the layers whose rounding matters: a generator's output layer
+    (bf16 keeps 8 bits of mantissa, so its outputs would move by up to ~0.4% of their size: a
+    third of a grid25 mode's width, half a grey level on an image) and a critic's first layer
+    (the one the gradient penalty differentiates with respect to the samples). Outside
+    autocast it is the plain layer; the parameters and their names do not change."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        device = x.device.type
+        if not torch.is_autocast_enabled(device):
+            return super().forward(x)  # type: ignore[misc]
+        with torch.autocast(device, enabled=False):
+            return super().forward(x.float())  # type: ignore[misc]
+
+
+class FullPrecisionLinear(FullPrecision, nn.Linear):
+    """``nn.Linear`` computed in float32 under autocast (:class:`FullPrecision`)."""
+
+
+class FullPrecisionConvTranspose2d(FullPrecision, nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` computed in float32 under autocast (:class:`FullPrecision`)."""
+
+
+class FullPrecisionGeneratorConv2d(FullPrecision, nn.Conv2d):
+    """``nn.Conv2d`` (stock, for generators) computed in float32 under autocast."""
+
+
+class FullPrecisionConv2d(FullPrecision, Conv2d):
+    """The critics' :class:`Conv2d` computed in float32 under autocast."""
+
+
 class LeakyReLU(nn.Module):
     """``nn.LeakyReLU`` (``nn.ReLU`` for ``slope=0``) for critics; see the module docstring."""
 

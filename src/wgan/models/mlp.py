@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from . import register_model
-from .layers import LeakyReLU
+from .layers import FullPrecisionLinear, LeakyReLU
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -29,14 +29,18 @@ _CRITIC_ACTIVATIONS = {**_ACTIVATIONS, "relu": LeakyReLU, "leaky_relu": lambda: 
 
 def mlp(in_features: int, out_features: int, width: int, depth: int, activation: str,
         critic: bool = False) -> nn.Sequential:
-    """``depth`` hidden layers of ``width`` units with ``activation``, then a linear output."""
+    """``depth`` hidden layers of ``width`` units with ``activation``, then a linear output. The
+    layer that touches the samples (a critic's first, a generator's last) computes in float32
+    under autocast (:class:`~wgan.models.layers.FullPrecision`)."""
     activations = _CRITIC_ACTIVATIONS if critic else _ACTIVATIONS
     layers: list[nn.Module] = []
     features = in_features
-    for _ in range(depth):
-        layers += [nn.Linear(features, width), activations[activation]()]
+    for index in range(depth):
+        linear = FullPrecisionLinear if critic and index == 0 else nn.Linear
+        layers += [linear(features, width), activations[activation]()]
         features = width
-    layers.append(nn.Linear(features, out_features))
+    output = FullPrecisionLinear if not critic or depth == 0 else nn.Linear
+    layers.append(output(features, out_features))
     return nn.Sequential(*layers)
 
 

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from . import register_model
 from .dcgan import critic_norm, image_shape, upsampling_plan
-from .layers import Conv2d, avg_pool2x2, leaky_relu
+from .layers import Conv2d, FullPrecisionConv2d, FullPrecisionGeneratorConv2d, avg_pool2x2, leaky_relu
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -44,9 +44,11 @@ class DownBlock(nn.Module):
         self.first, self.down = first, down
         self.norm1 = nn.Identity() if first else critic_norm(norm, c_in)
         self.norm2 = critic_norm(norm, c_out)
-        self.conv1 = Conv2d(c_in, c_out, 3, 1, 1)
+        # The first block's input is the image: its layers compute in float32 under autocast.
+        outer = FullPrecisionConv2d if first else Conv2d
+        self.conv1 = outer(c_in, c_out, 3, 1, 1)
         self.conv2 = Conv2d(c_out, c_out, 3, 1, 1)
-        self.shortcut = Conv2d(c_in, c_out, 1) if (c_in != c_out or down) else nn.Identity()
+        self.shortcut = outer(c_in, c_out, 1) if (c_in != c_out or down) else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         h = x if self.first else leaky_relu(self.norm1(x))
@@ -66,8 +68,8 @@ class ResNetGenerator(nn.Module):
         self.width = width
         self.linear = nn.Linear(noise_dim, width * self.base * self.base)
         self.blocks = nn.Sequential(*[UpBlock(width, width) for _ in range(doublings)])
-        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1),
-                                 nn.Tanh())
+        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(),
+                                 FullPrecisionGeneratorConv2d(width, channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.linear(z).view(z.shape[0], self.width, self.base, self.base)

@@ -1,0 +1,231 @@
+"""Hyper-parameter search over the training recipe, within a budget in minutes (``wgan tune``).
+
+Optuna's TPE sampler draws the settings of each trial from :data:`SPACE` -- only the settings the
+user did not fix: a flag given to ``wgan tune`` is held, not searched. A trial trains one run per
+seed with those settings (no run directory is written) and is scored by an evaluation metric, the
+held-out W1 over its floor by default; over several seeds the score is the *worst* seed's, so that
+the search favours a recipe that holds on every seed rather than one that is lucky on one. Twice
+during training the trial reports the metric so far, and Optuna's median pruner stops a trial that
+is worse than the median of earlier trials at the same point. When the budget is spent, the trial
+in flight is stopped and not counted.
+
+The study is kept in ``DIR/study.db`` (SQLite, through Optuna's storage), so the same command run
+again continues it with what it learned. ``DIR/best.json`` is the best trial's full config, ready
+for ``wgan train --config DIR/best.json``, and ``DIR/trials.json`` lists every trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import ConfigError, TrainingDiverged
+from .loop import Callback
+from .objectives import LOSSES
+from .presets import data_shape
+
+#: What a trial may draw, by Config field: ("int", low, high), ("log", low, high) for a float
+#: drawn on a log scale, or ("choice", options). ``gp_lambda`` is drawn only for the losses and
+#: constraints that use it; ``noise_dim`` only among sizes at least the data's dimension.
+SPACE: dict[str, tuple[Any, ...]] = {
+    "lr": ("log", 1e-4, 3e-3),
+    "n_critic": ("int", 1, 5),
+    "gp_lambda": ("log", 0.1, 10.0),
+    "width": ("choice", (64, 128, 256)),
+    "depth": ("choice", (2, 3, 4)),
+    "noise_dim": ("choice", (2, 4, 8, 16)),
+    "batch_size": ("choice", (64, 128, 256, 512)),
+    "ema": ("choice", (0.0, 0.99, 0.999)),
+    "lr_decay": ("choice", ("none", "linear")),
+}
+
+#: Metrics a search may optimise, with their direction (the keys of ``Trainer.evaluate``).
+OBJECTIVES = {"w1_ratio": "minimize", "w1_exact": "minimize", "reverse_kl": "minimize",
+              "high_quality_fraction": "maximize", "classifier_frechet": "minimize",
+              "class_kl": "minimize"}
+
+_PENALTY_CONSTRAINTS = ("gp", "lp")
+
+
+@dataclass
+class TuneResult:
+    best_value: float
+    best_settings: dict[str, Any]
+    best_config: Config
+    trials_done: int
+    trials_pruned: int
+    seconds: float
+
+
+class _Deadline(Exception):
+    """The search's budget ran out during a trial."""
+
+
+class _TrialWatch(Callback):
+    """Reports the objective to Optuna at the given steps (the pruner may stop the trial) and
+    stops training when the search's deadline passes."""
+
+    def __init__(self, trial: Any, report_steps: set[int], measure: Callable[[Any], float],
+                 deadline: float):
+        self.trial, self.report_steps, self.measure = trial, report_steps, measure
+        self.deadline = deadline
+
+    def on_step_end(self, trainer: Any, losses: dict) -> None:
+        if time.monotonic() > self.deadline:
+            raise _Deadline
+        if trainer.step in self.report_steps:
+            import optuna
+
+            self.trial.report(self.measure(trainer), trainer.step)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {trainer.step}")
+
+
+def suggest(trial: Any, base: Config, fixed: set[str], data_dim: int | None) -> dict[str, Any]:
+    """The settings ``trial`` draws for what ``fixed`` leaves free."""
+    uses_penalty = (base.constraint or LOSSES[base.loss].constraint) in _PENALTY_CONSTRAINTS
+    settings: dict[str, Any] = {}
+    for name, (kind, *spec) in SPACE.items():
+        if name in fixed or (name == "gp_lambda" and not uses_penalty):
+            continue
+        if kind == "int":
+            settings[name] = trial.suggest_int(name, spec[0], spec[1])
+        elif kind == "log":
+            settings[name] = trial.suggest_float(name, spec[0], spec[1], log=True)
+        else:
+            options = spec[0]
+            if name == "noise_dim" and data_dim:
+                options = tuple(o for o in options if o >= data_dim) or (data_dim,)
+            settings[name] = trial.suggest_categorical(name, options)
+    return settings
+
+
+def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozenset(),
+         seeds: tuple[int, ...] | None = None, trials: int | None = None,
+         objective: str = "w1_ratio", log: Callable[[str], None] = print) -> TuneResult:
+    """Search the recipe for ``base`` (see the module docstring). ``fixed`` names the Config
+    fields the user set, which are not searched; ``seeds`` defaults to ``(base.seed,)``."""
+    import optuna
+
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if minutes <= 0:
+        raise ConfigError(f"--minutes must be positive, got {minutes}")
+    base.validate()
+    from .data import load_dataset
+
+    load_dataset(base)  # bad data fails here, in one line, before the study exists
+    seeds = tuple(seeds or (base.seed,))
+    out = Path(out)
+    log(f"tuning into {out} for {minutes:g} minutes (held: {', '.join(sorted(fixed)) or 'none'})")
+    out.mkdir(parents=True, exist_ok=True)
+    direction = OBJECTIVES[objective]
+    worst = max if direction == "minimize" else min
+    start = time.monotonic()
+    deadline = start + 60.0 * minutes
+
+    from .train import Trainer
+
+    shape = data_shape(base.data, None)  # a vector file's width is read from its header
+    data_dim = shape[0] if shape is not None and len(shape) == 1 else None
+
+    def measure(trainer: Any) -> float:
+        value = trainer.evaluate().get(objective)
+        if value is None or not math.isfinite(value):
+            raise ConfigError(f"--objective {objective} is not measured on {base.data}")
+        return float(value)
+
+    def run_trial(trial: Any) -> float:
+        settings = suggest(trial, base, fixed, data_dim)
+        config = base.replace(**settings)
+        scores = []
+        for index, seed in enumerate(seeds):
+            trainer = Trainer(config.replace(seed=seed), log=lambda m: None)
+            steps = trainer.config.steps
+            report_at = {max(1, steps // 3), max(1, 2 * steps // 3)} if index == 0 else set()
+            watch = _TrialWatch(trial, report_at, measure, deadline)
+            try:
+                trainer.fit(callbacks=[watch], progress=False)
+            except TrainingDiverged as err:
+                trial.set_user_attr("diverged", str(err))
+                raise optuna.TrialPruned(f"diverged: {err}") from None
+            scores.append(measure(trainer))
+        trial.set_user_attr("scores", scores)
+        return worst(scores)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name="wgan-tune", storage=f"sqlite:///{(out / 'study.db').resolve()}",
+        load_if_exists=True, direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=base.seed, n_startup_trials=6),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
+    before = len(study.trials)
+
+    def announce(study: Any, trial: Any) -> None:
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
+        shown = f"{objective} {trial.value:.4g}" if complete else _why_stopped(trial)
+        settings = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+        log(f"trial {trial.number}: {shown} ({trial.duration.total_seconds():.0f} s) {settings}")
+
+    def stop_at_deadline(study: Any, trial: Any) -> None:
+        if time.monotonic() > deadline:
+            study.stop()
+
+    def guarded(trial: Any) -> float:
+        try:
+            return run_trial(trial)
+        except _Deadline:
+            trial.set_user_attr("cut_by_budget", True)
+            raise optuna.TrialPruned("the budget ran out") from None
+
+    study.optimize(guarded, n_trials=trials, callbacks=[announce, stop_at_deadline],
+                   catch=())
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    _write_trials(out / "trials.json", study.trials, objective)
+    if not done:
+        raise ConfigError(f"no trial finished within {minutes:g} minutes: give a larger "
+                          "--minutes or fewer --steps")
+    best = study.best_trial
+    best_config = base.replace(**best.params)
+    best_config.save(out / "best.json")
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials[before:])
+    return TuneResult(best.value, dict(best.params), best_config,
+                      len(study.trials) - before - pruned, pruned, time.monotonic() - start)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _why_stopped(trial: Any) -> str:
+    if trial.user_attrs.get("cut_by_budget"):
+        return "stopped: the budget ran out"
+    if "diverged" in trial.user_attrs:
+        return "stopped: diverged"
+    return f"pruned (worse than the median at step {trial.last_step})"
+
+
+def _write_trials(path: Path, trials: list, objective: str) -> None:
+    import optuna
+
+    complete = optuna.trial.TrialState.COMPLETE
+    rows = [{"number": t.number, "state": t.state.name,
+             objective: t.value if t.state == complete else None,
+             "last_reported": None if t.last_step is None else t.intermediate_values[t.last_step],
+             "scores": t.user_attrs.get("scores"), "settings": t.params,
+             "seconds": None if t.duration is None else round(t.duration.total_seconds(), 1),
+             **{k: v for k, v in t.user_attrs.items() if k != "scores"}} for t in trials]
+    path.write_text(json.dumps(rows, indent=2))
+
+
+def train_flags(settings: dict[str, Any]) -> list[str]:
+    """The ``wgan train`` flags that set ``settings`` (floats written in full)."""
+    return [part for name, value in settings.items()
+            for part in (f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float)
+                         else str(value))]

@@ -1,0 +1,78 @@
+"""`wgan tune`: a real Optuna search through the CLI, with tiny runs.
+
+What would fail: a held flag that is searched anyway, a best.json that is not the best trial or
+does not train, a study that starts over instead of continuing, a worst-seed score that is not
+the worst seed's, a budget that is not kept, bad input that gives a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from wgan import Config
+
+pytest.importorskip("optuna")
+
+# Tiny trials: ring8, 24 generator steps, evaluation on 300 samples.
+TUNE = ["--data", "ring8", "--steps", "24", "--width", "16", "--depth", "2", "--eval-samples",
+        "300", "--threads", "1"]
+
+
+def test_tune_searches_the_free_settings_keeps_the_best_and_continues(tmp_path):
+    out = tmp_path / "study"
+    proc = run_cli("tune", *TUNE, "--minutes", "5", "--trials", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    trials = json.loads((out / "trials.json").read_text())
+    assert len(trials) == 3
+    for trial in trials:  # held flags are not searched; free ones are
+        assert "width" not in trial["settings"] and "depth" not in trial["settings"]
+        assert {"lr", "n_critic", "gp_lambda", "batch_size"} <= set(trial["settings"])
+    assert len({t["settings"]["lr"] for t in trials}) == 3
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    best = min(done, key=lambda t: t["w1_ratio"])
+    config = Config.load(out / "best.json")
+    assert config.width == 16 and config.depth == 2 and config.steps == 24
+    for name, value in best["settings"].items():
+        assert getattr(config, name) == value, name
+    assert f"best w1_ratio: {best['w1_ratio']:.4g}" in proc.stdout
+    # The best settings train as they are.
+    run = tmp_path / "run"
+    trained = run_cli("train", "--config", str(out / "best.json"), "--steps", "4", "--no-eval",
+                      "--no-report", "--quiet", "--out", str(run))
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((run / "config.json").read_text())["lr"] == best["settings"]["lr"]
+    # The same command again continues the study; over two seeds a trial scores its worst.
+    proc = run_cli("tune", *TUNE, "--minutes", "5", "--trials", "1", "--seeds", "0", "1",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    trials = json.loads((out / "trials.json").read_text())
+    assert [t["number"] for t in trials] == [0, 1, 2, 3]
+    last = trials[-1]
+    if last["state"] == "COMPLETE":  # (the median pruner may stop it after four trials)
+        assert len(last["scores"]) == 2 and last["w1_ratio"] == max(last["scores"])
+
+
+def test_tune_keeps_its_budget_and_says_when_nothing_finished(tmp_path):
+    out = tmp_path / "study"
+    proc = run_cli("tune", "--data", "ring8", "--steps", "100000", "--width", "16", "--threads",
+                   "1", "--minutes", "0.1", "--out", str(out), timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "no trial finished within 0.1 minutes" in lines[0]
+    assert "Traceback" not in proc.stderr
+    trials = json.loads((out / "trials.json").read_text())
+    assert len(trials) == 1 and trials[0]["cut_by_budget"] is True
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--objective", "fid"], "--objective must be one of"),
+    (["--minutes", "0"], "--minutes must be positive"),
+    (["--data", "missing.npy"], "missing.npy"),
+])
+def test_tune_bad_input_is_one_line(tmp_path, args, fragment):
+    base = ["tune", "--data", "ring8", "--minutes", "1", "--out", str(tmp_path / "s")]
+    proc = run_cli(*base, *args, cwd=tmp_path)
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "s").exists()
