@@ -62,14 +62,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--steps", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Config override, repeatable (e.g. --set n_critic=3)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    from toy_quality import parse_value  # (this folder is on sys.path when run as a script)
+
+    overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
     from wgan import Config, Trainer
     from wgan.runtime import configure_process
 
     made = datasets(args.rows)
     names = args.datasets or list(made)
     rows = []
+    print(f"# overrides: {overrides or 'none'}; steps: {args.steps or 'the recipe default'}")
     print(f"{'data':<14} {'dim':>3} {'seed':>4} {'preset':>6} {'z':>3} {'steps':>6} {'sec':>5} "
           f"{'n':>5} {'W1':>8} {'floor':>8} {'ratio':>6}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +83,7 @@ def main(argv=None) -> int:
             path = Path(tmp) / f"{name}.npy"
             np.save(path, made[name])
             for seed in args.seeds:
-                config = Config(data=str(path), seed=seed, steps=args.steps)
+                config = Config(data=str(path), seed=seed, steps=args.steps, **overrides)
                 trainer = Trainer(config, log=lambda m: None)
                 configure_process(trainer.config)
                 start = time.perf_counter()

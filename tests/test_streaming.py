@@ -149,7 +149,7 @@ def test_reference_batches_are_the_reference_samples(folder):
         batches = list(data.reference_batches(30, torch.Generator().manual_seed(5), batch=7))
         assert [len(b) for b in batches] == [7, 7, 7, 7, 2]
         assert torch.equal(torch.cat(batches), reference)
-    streamed_ref = torch.cat(list(streamed.reference_batches(30, torch.Generator().manual_seed(5))))
+    streamed_ref = torch.cat(list(streamed.reference_batches(30, torch.Generator().manual_seed(5), 500)))
     assert torch.equal(streamed_ref,
                        in_memory.reference_samples(30, torch.Generator().manual_seed(5))[0])
 

@@ -30,6 +30,10 @@ def test_tune_searches_the_free_settings_keeps_the_best_and_continues(tmp_path):
         assert "width" not in trial["settings"] and "depth" not in trial["settings"]
         assert {"lr", "n_critic", "gp_lambda", "batch_size"} <= set(trial["settings"])
     assert len({t["settings"]["lr"] for t in trials}) == 3
+    # Trial 0 is the defaults, for comparison.
+    defaults = Config(data="ring8", steps=24, width=16, depth=2).resolve()
+    assert trials[0]["defaults"] is True
+    assert all(getattr(defaults, k) == v for k, v in trials[0]["settings"].items())
     done = [t for t in trials if t["state"] == "COMPLETE"]
     best = min(done, key=lambda t: t["w1_ratio"])
     config = Config.load(out / "best.json")
@@ -37,6 +41,8 @@ def test_tune_searches_the_free_settings_keeps_the_best_and_continues(tmp_path):
     for name, value in best["settings"].items():
         assert getattr(config, name) == value, name
     assert f"best w1_ratio: {best['w1_ratio']:.4g}" in proc.stdout
+    if trials[0]["state"] == "COMPLETE":
+        assert f"the defaults scored {trials[0]['w1_ratio']:.4g}" in proc.stdout
     # The best settings train as they are.
     run = tmp_path / "run"
     trained = run_cli("train", "--config", str(out / "best.json"), "--steps", "4", "--no-eval",

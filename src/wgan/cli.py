@@ -195,26 +195,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _start_torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run this command under ``torchrun --standalone --nproc-per-node nproc``."""
-    import subprocess
-
-    if nproc < 1:
-        raise WganError(f"--nproc must be >= 1, got {nproc}")
-    rest, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            rest.append(arg)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "wgan", *rest]
-    _log("starting: torchrun " + " ".join(command[3:]))
-    return subprocess.call(command)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .errors import TrainingDiverged
@@ -222,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import Trainer, TrainingInterrupted
 
     if args.nproc is not None and not distributed.launched_by_torchrun():
-        return _start_torchrun(args.nproc, args.argv)
+        return distributed.start_torchrun(args.nproc, args.argv, _log)
 
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                 if hasattr(args, f.name)}
@@ -249,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         except (TrainingInterrupted, TrainingDiverged) as err:
             if trainer.dist is None:
                 raise
-            return _end_distributed(trainer, err)
+            return distributed.end_run(trainer, err, isinstance(err, TrainingInterrupted))
     if trainer.dist:  # training is over: the other processes are done, rank 0 finishes alone
         trainer.finish_distributed()
         if not trainer.is_main_process:
@@ -267,20 +247,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         _log(f"report: {write_report([trainer.run.path], trainer.run.path / 'report.html')}")
     return 0
-
-
-def _end_distributed(trainer: Any, err: BaseException) -> int:
-    """Every rank of a multi-process run stops here together (the ranks agreed on the step): it
-    leaves the process group cleanly, rank 0 says why in one line, and an interrupted run exits
-    0 on every rank, so torchrun sees a finished job rather than a failed one to tear down."""
-    from .callbacks import TrainingInterrupted
-
-    main = trainer.is_main_process
-    trainer.finish_distributed()
-    if main:
-        print(f"wgan train: {'' if isinstance(err, TrainingInterrupted) else 'error: '}{err}",
-              file=sys.stderr, flush=True)
-    return 0 if isinstance(err, TrainingInterrupted) else 2
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -410,6 +376,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         import optuna  # noqa: F401
     except ImportError:
         raise WganError("wgan tune needs Optuna: pip install 'wgan[tune]'") from None
+    from .runtime import configure_process
     from .tune import train_flags, tune
 
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
@@ -420,10 +387,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if Path(config.data).suffix.lower() in VECTOR_SUFFIXES:
         config = config.replace(data=str(Path(config.data).resolve()))
     out = Path(args.out or Path("tune") / f"{Path(config.data).stem}-{config.loss}")
+    configure_process(config)  # --threads, --tune-malloc, as `wgan train` does
     result = tune(config, out, args.minutes, fixed, args.seeds, args.trials, args.objective,
                   log=_log)
     print(f"best {args.objective}: {result.best_value:.4g} after {result.trials_done} trials "
-          f"({result.trials_pruned} stopped early) in {result.seconds / 60:.1f} min")
+          f"({result.trials_pruned} stopped early) in {result.seconds / 60:.1f} min"
+          + ("" if result.defaults_value is None
+             else f"; the defaults scored {result.defaults_value:.4g}"))
     print(f"settings: {out / 'best.json'}")
     print("train with: wgan train --config " + str(out / "best.json") + "   # or: "
           + " ".join(train_flags(result.best_settings)))

@@ -125,8 +125,9 @@ class Config:
     tune_malloc: bool = _field("runtime", "on CPU, keep freed memory in glibc's heap so "
                                "activations are not page-faulted in again every step (applied "
                                "by the wgan command, process-wide)", default=True)
-    amp: str = _field("runtime", "mixed precision: none, or bf16 autocast on CPU or CUDA (losses "
-                      "and penalty norms stay float32)", default="none")
+    amp: str = _field("runtime", "mixed precision: none, or bf16 autocast on CPU or CUDA (losses, "
+                      "penalty norms, the generator's output layer and the critic's first "
+                      "layer stay float32)", default="none")
     threads: int | None = _field("runtime", "CPU threads for PyTorch (applied by the wgan "
                                  "command; default: PyTorch's choice)", default=None)
     data_memory_mb: float = _field("runtime", "an image folder whose pixels (8 bits each) take more "

@@ -32,6 +32,7 @@ What each process does:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -40,7 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .errors import CheckpointError, ConfigError, SharedCheckpointError
+from .errors import CheckpointError, ConfigError, SharedCheckpointError, WganError
 from .state import stream_seed
 
 #: Seconds a collective may wait for the other ranks before failing (a dead peer usually fails
@@ -177,3 +178,41 @@ def teardown() -> None:
 #: The seed of ``rank``'s random stream at generator step ``step`` (distinct per rank and step,
 #: the same in every run).
 step_seed = stream_seed
+
+
+# ---- the command line's side: starting torchrun, stopping every rank together ----------------
+
+def start_torchrun(nproc: int, argv: list[str], log: Callable[[str], None]) -> int:
+    """Re-run this ``wgan`` command (``argv``, without ``--nproc``) under ``torchrun --standalone
+    --nproc-per-node nproc``; its exit status."""
+    import subprocess
+    import sys
+
+    if nproc < 1:
+        raise WganError(f"--nproc must be >= 1, got {nproc}")
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "wgan", *rest]
+    log("starting: torchrun " + " ".join(command[3:]))
+    return subprocess.call(command)
+
+
+def end_run(trainer: Any, err: BaseException, interrupted: bool) -> int:
+    """Every rank of a multi-process run stops here together (the ranks agreed on the step): it
+    leaves the process group cleanly, rank 0 says why in one line, and an interrupted run exits
+    0 on every rank, so torchrun sees a finished job rather than a failed one to tear down. The
+    exit status: 0 when ``interrupted`` (a signal), 2 otherwise (training diverged)."""
+    import sys
+
+    main = trainer.is_main_process
+    trainer.finish_distributed()
+    if main:
+        print(f"wgan train: {'' if interrupted else 'error: '}{err}", file=sys.stderr, flush=True)
+    return 0 if interrupted else 2

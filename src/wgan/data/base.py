@@ -65,7 +65,7 @@ class Dataset:
         (a distribution sampled on the fly) both are fresh samples the model never saw."""
         return self.sample(n, generator), self.sample(n, generator)
 
-    def reference_batches(self, n: int, generator: torch.Generator, batch: int = 500
+    def reference_batches(self, n: int, generator: torch.Generator, batch: int
                           ) -> Iterator[Tensor]:
         """The ``reference`` half of :meth:`reference_samples` for the same generator state (the
         same samples, in the same order), in batches of at most ``batch``: for metrics that read
@@ -141,7 +141,7 @@ class TensorDataset(Dataset):
         (a, index_a), (b, index_b) = self._reference_split(n, generator)
         return self.rows_to_samples(a[index_a]), self.rows_to_samples(b[index_b])
 
-    def reference_batches(self, n: int, generator: torch.Generator, batch: int = 500
+    def reference_batches(self, n: int, generator: torch.Generator, batch: int
                           ) -> Iterator[Tensor]:
         (rows, index), _ = self._reference_split(n, generator)
         for start in range(0, len(index), batch):

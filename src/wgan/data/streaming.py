@@ -100,7 +100,7 @@ class StreamingImageFolder(Dataset):
         order = torch.randperm(len(self), generator=generator, device=generator.device).tolist()
         return self._decode(order[:n]), self._decode(order[n:2 * n])
 
-    def reference_batches(self, n: int, generator: torch.Generator, batch: int = 500
+    def reference_batches(self, n: int, generator: torch.Generator, batch: int
                           ) -> Iterator[Tensor]:
         """The reference images decoded ``batch`` at a time: memory stays one batch."""
         n = min(n, len(self) // 2)
