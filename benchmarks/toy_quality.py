@@ -65,6 +65,10 @@ class QualityWatch(Callback):
             raise StopTraining
         self.start = time.perf_counter()
 
+    def on_fit_end(self, trainer, error) -> None:
+        if trainer.step % self.every:  # the steps since the last check
+            self.train_time += time.perf_counter() - self.start
+
 
 def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_every: int,
             target: tuple[float, float], overrides: dict) -> dict:

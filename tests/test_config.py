@@ -26,12 +26,12 @@ def test_explicit_values_override_defaults_and_presets():
     config = Config(loss="wgan", lr=1e-3, n_critic=2, preset="toy", batch_size=8).resolve()
     assert (config.lr, config.lr_generator, config.n_critic, config.batch_size) == (
         1e-3, 1e-3, 2, 8)
-    assert config.width == 128 and config.noise_dim == 2  # from the preset
+    assert config.width == 128 and config.noise_dim == 4  # from the preset
 
 
 def test_auto_preset_depends_on_data():
     assert Config(data="grid25").resolve().preset == "toy"
-    assert Config(data="grid25").resolve().gp_lambda == 1.0
+    assert Config(data="grid25").resolve().gp_lambda == 0.5
     assert Config(data="points.csv").resolve().preset == "none"
     assert Config(data="points.csv").resolve().gp_lambda == 10.0
     paper = Config(data="grid25", preset="paper", loss="wgan").resolve()
@@ -84,13 +84,13 @@ def test_auto_preset_follows_the_shape_of_the_data_not_its_name(tmp_path):
     import numpy as np
 
     low, wide = tmp_path / "mine.npy", tmp_path / "wide.csv"
-    np.save(low, np.random.default_rng(0).normal(size=(50, 3)))
+    np.save(low, np.random.default_rng(0).normal(size=(50, 6)))
     wide.write_text("\n".join(",".join(["1"] * 20) for _ in range(5)))
     mine = Config(data=str(low)).resolve()
-    assert mine.preset == "toy" and mine.noise_dim == 3  # z must fill 3 dimensions
-    assert mine.gp_lambda == 1.0 and mine.width == 128
+    assert mine.preset == "toy" and mine.noise_dim == 6  # z must fill 6 dimensions
+    assert mine.gp_lambda == 0.5 and mine.width == 128
     assert Config(data=str(wide)).resolve().preset == "none"
-    assert Config(data="grid25").resolve().noise_dim == 2
+    assert Config(data="grid25").resolve().noise_dim == 4
     assert Config(data=str(low), noise_dim=7).resolve().noise_dim == 7  # asked for: kept
     # the shape of loaded data decides when it is given
     assert Config(data="anything").resolve(sample_shape=(4,)).preset == "toy"

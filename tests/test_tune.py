@@ -49,15 +49,28 @@ def test_tune_searches_the_free_settings_keeps_the_best_and_continues(tmp_path):
                       "--no-report", "--quiet", "--out", str(run))
     assert trained.returncode == 0, trained.stderr
     assert json.loads((run / "config.json").read_text())["lr"] == best["settings"]["lr"]
-    # The same command again continues the study; over two seeds a trial scores its worst.
-    proc = run_cli("tune", *TUNE, "--minutes", "5", "--trials", "1", "--seeds", "0", "1",
-                   "--out", str(out))
+    # The same command again continues the study, with fresh draws.
+    proc = run_cli("tune", *TUNE, "--minutes", "5", "--trials", "1", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     trials = json.loads((out / "trials.json").read_text())
     assert [t["number"] for t in trials] == [0, 1, 2, 3]
-    last = trials[-1]
-    if last["state"] == "COMPLETE":  # (the median pruner may stop it after four trials)
-        assert len(last["scores"]) == 2 and last["w1_ratio"] == max(last["scores"])
+    assert trials[-1]["settings"] not in [t["settings"] for t in trials[:-1]]
+    # The study belongs to its settings: other steps or seeds are refused in one line.
+    proc = run_cli("tune", *TUNE[:3], "48", *TUNE[4:], "--minutes", "5", "--out", str(out))
+    assert_one_line_error(proc, "holds a search for other settings (steps 24 there, 48 here)")
+    proc = run_cli("tune", *TUNE, "--minutes", "5", "--seeds", "0", "1", "--out", str(out))
+    assert_one_line_error(proc, "(seeds [0] there, [0, 1] here)")
+    assert len(json.loads((out / "trials.json").read_text())) == 4
+
+
+def test_tune_scores_a_trial_by_its_worst_seed(tmp_path):
+    out = tmp_path / "study"
+    proc = run_cli("tune", *TUNE, "--minutes", "5", "--trials", "1", "--seeds", "0", "1",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (trial,) = json.loads((out / "trials.json").read_text())
+    assert len(trial["scores"]) == 2 and trial["scores"][0] != trial["scores"][1]
+    assert trial["w1_ratio"] == max(trial["scores"])
 
 
 def test_tune_keeps_its_budget_and_says_when_nothing_finished(tmp_path):

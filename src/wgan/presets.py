@@ -55,7 +55,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "resnet": {"width": 128, "noise_dim": 128},
 }
 
-_TOY_PENALTY = {"lr": 1e-3, "betas": (0.5, 0.9), "gp_lambda": 1.0}
+#: The toy recipe's penalty settings, from `wgan tune` on a rotated 4 x 4 grid of Gaussians (data
+#: the recipe is not judged on; benchmarks/RESULTS.md, session 6): lr 1.7e-3 and lambda 0.5 (the
+#: best trial's 1.71e-3 and 0.508, rounded) against 1e-3 and 1 before.
+_TOY_PENALTY = {"lr": 1.7e-3, "betas": (0.5, 0.9), "gp_lambda": 0.5}
 
 #: Named recipes: settings for every loss ("all"), then per-constraint settings. ``paper`` is the
 #: WGAN paper's MLP experiment as published; ``toy`` is the recipe found by measurement for
@@ -66,7 +69,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"all": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
                       "ema": 0.0, "lr_decay": "none"}},
     "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
-                    "noise_dim": 2, "ema": 0.99, "lr_decay": "linear"},
+                    "noise_dim": 4, "ema": 0.99, "lr_decay": "linear"},
             "gp": _TOY_PENALTY, "lp": _TOY_PENALTY},
 }
 TOY_DATA = ("ring8", "grid25", "swissroll")
@@ -115,8 +118,8 @@ def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) 
     if values["sample_every"] is None:
         values["sample_every"] = max(1, values["steps"] // 5)
     if values["preset"] == "toy" and not asked_noise and shape is not None and len(shape) == 1:
-        # The toy recipe's z in R^2 for 2-D data; a d-dimensional distribution needs z in R^d at
-        # least to fill its volume.
+        # The toy recipe's z in R^4; a d-dimensional distribution needs z in R^d at least to
+        # fill its volume.
         values["noise_dim"] = max(values["noise_dim"], shape[0])
     if values["betas"] is not None:
         values["betas"] = tuple(float(b) for b in values["betas"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, field_roles
 from .errors import ConfigError, TrainingDiverged
 from .loop import Callback
 from .objectives import LOSSES
@@ -152,7 +152,6 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     load_dataset(base)  # bad data fails here, in one line, before the study exists
     seeds = tuple(seeds or (base.seed,))
     out = Path(out)
-    log(f"tuning into {out} for {minutes:g} minutes (held: {', '.join(sorted(fixed)) or 'none'})")
     out.mkdir(parents=True, exist_ok=True)
     direction = OBJECTIVES[objective]
     worst = max if direction == "minimize" else min
@@ -192,9 +191,19 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     study = optuna.create_study(
         study_name="wgan-tune", storage=f"sqlite:///{(out / 'study.db').resolve()}",
         load_if_exists=True, direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=base.seed, n_startup_trials=6),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
     before = len(study.trials)
+    # A continued study draws on from where it stopped, not the same random trials again.
+    study.sampler = optuna.samplers.TPESampler(seed=base.seed + before, n_startup_trials=6)
+    asked = json.loads(json.dumps(_what_is_searched(base, seeds, objective)))  # as stored
+    if before and study.user_attrs.get("asked") != asked:
+        difference = _first_difference(study.user_attrs.get("asked"), asked)
+        raise ConfigError(f"{out} holds a search for other settings ({difference}); give "
+                          "another --out")
+    study.set_user_attr("asked", asked)
+    log(f"tuning into {out} for {minutes:g} minutes"
+        + (f", continuing {before} trials" if before else "")
+        + f" (held: {', '.join(sorted(fixed)) or 'none'})")
     if before == 0:
         defaults = default_settings(base, fixed, data_dim)
         if defaults is None:
@@ -235,6 +244,27 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     return TuneResult(best.value, dict(best.params), best_config,
                       len(study.trials) - before - pruned, pruned, time.monotonic() - start,
                       baseline)
+
+
+def _what_is_searched(base: Config, seeds: tuple[int, ...], objective: str) -> dict[str, Any]:
+    """What a study's trials depend on: the settings except those that change only speed or
+    logging (threads, device, checkpoints...), the seeds and the objective. A study continues
+    only with the same."""
+    roles = field_roles()
+    settings = {k: v for k, v in base.to_dict().items()
+                if roles[k] not in ("runtime", "logging") or k in ("amp", "eval_samples")}
+    return {"settings": settings, "seeds": list(seeds), "objective": objective}
+
+
+def _first_difference(stored: Any, asked: dict[str, Any]) -> str:
+    if not isinstance(stored, dict):
+        return "made by another version"
+    for group in ("seeds", "objective"):
+        if stored.get(group) != asked[group]:
+            return f"{group} {stored.get(group)} there, {asked[group]} here"
+    there, here = stored.get("settings", {}), asked["settings"]
+    name = next((k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)), None)
+    return f"{name} {there.get(name)} there, {here.get(name)} here" if name else "unknown"
 
 
 def _short(value: Any) -> str:
