@@ -156,8 +156,9 @@ class Conv2d(nn.Conv2d):
 class FullPrecision:
     """Mixin for a layer that computes in float32 even under autocast: its input is cast up and
     autocast is off inside it. For the layers whose rounding matters: a generator's output layer
-    (bf16 keeps 8 bits of mantissa, so its outputs would move by up to ~0.4% of their size: a
-    third of a grid25 mode's width, half a grey level on an image) and a critic's first layer
+    (bf16 keeps 8 bits of mantissa, so its outputs would be rounded by up to 0.4% of their size:
+    for standardised 2-D data a third of a grid25 mode's standard deviation, which lost a mode
+    on one seed in three in session 4's measurement) and a critic's first layer
     (the one the gradient penalty differentiates with respect to the samples). Outside
     autocast it is the plain layer; the parameters and their names do not change."""
 
