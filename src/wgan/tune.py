@@ -11,8 +11,9 @@ in flight is stopped and not counted. The first trial of a new study trains with
 (what ``wgan train`` would use), so every search says whether it beat them.
 
 The study is kept in ``DIR/study.db`` (SQLite, through Optuna's storage), so the same command run
-again continues it with what it learned. ``DIR/best.json`` is the best trial's full config, ready
-for ``wgan train --config DIR/best.json``, and ``DIR/trials.json`` lists every trial.
+again continues it with what it learned (and refuses other settings). ``DIR/best.json`` is the
+best trial's full config, ready for ``wgan train --config DIR/best.json``; ``DIR/trials.json``
+lists every trial, rewritten after each.
 """
 
 from __future__ import annotations
@@ -217,6 +218,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
         shown = f"{objective} {trial.value:.4g}" if complete else _why_stopped(trial)
         settings = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         log(f"trial {trial.number}: {shown} ({trial.duration.total_seconds():.0f} s) {settings}")
+        _write_trials(out / "trials.json", study.trials, objective)  # as it goes
 
     def stop_at_deadline(study: Any, trial: Any) -> None:
         if time.monotonic() > deadline:
