@@ -16,6 +16,23 @@ def test_short_run_lowers_exact_w1():
     assert after["w1_floor"] < after["w1_exact"]
 
 
+def test_w1_floor_is_solved_once_per_dataset_size_and_seed(monkeypatch):
+    from wgan import evaluate as evaluation
+
+    solved = []
+    real_solver = evaluation.w1_exact
+    monkeypatch.setattr(evaluation, "w1_exact", lambda a, b: solved.append(len(a))
+                        or real_solver(a, b))
+    trainer = Trainer(Config(data="ring8", **TINY), log=lambda m: None)
+    first = trainer.evaluate(n=300)
+    second = trainer.evaluate(n=300)  # the floor from the cache: only the generated side solved
+    third = trainer.evaluate(n=200)   # another size: a new floor
+    assert solved == [300, 300, 300, 200, 200]
+    assert first["w1_floor"] == second["w1_floor"] != third["w1_floor"]
+    other = Trainer(Config(data="ring8", **TINY), log=lambda m: None)  # its own dataset object
+    assert other.evaluate(n=300)["w1_floor"] == first["w1_floor"] and len(solved) == 7
+
+
 @pytest.mark.parametrize("loss", ["wgan", "wgan-lp", "gan", "gan-ns"])
 def test_every_loss_trains_and_stays_finite(loss):
     trainer = Trainer(Config(data="grid25", loss=loss, steps=30, critic_boost=False, **TINY),

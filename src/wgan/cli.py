@@ -195,6 +195,26 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _flag_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config fields given as flags (the parser leaves the others out of ``args``)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+            if hasattr(args, f.name)}
+
+
+def _config_from_args(args: argparse.Namespace) -> tuple[Config, set[str]]:
+    """``--config`` (or the defaults) with the flags on top, a vector file's path made absolute
+    (a run or a study must find it from anywhere); and the names the user set, by flag or in
+    the file."""
+    settings = _flag_settings(args)
+    config = Config.load(args.config) if args.config else Config()
+    defaults = Config()
+    fixed = set(settings) | {k for k, v in config.to_dict().items() if v != getattr(defaults, k)}
+    config = config.replace(**settings)
+    if Path(config.data).suffix.lower() in VECTOR_SUFFIXES:
+        config = config.replace(data=str(Path(config.data).resolve()))
+    return config, fixed
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .errors import TrainingDiverged
@@ -204,18 +224,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and not distributed.launched_by_torchrun():
         return distributed.start_torchrun(args.nproc, args.argv, _log)
 
-    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                if hasattr(args, f.name)}
     if args.resume:
         if args.config or args.out:
             raise WganError("--resume takes the run's own config and directory; "
                             "drop --config/--out")
-        trainer = Trainer.resume(args.resume, log=_log, **settings)
+        trainer = Trainer.resume(args.resume, log=_log, **_flag_settings(args))
     else:
-        config = Config.load(args.config) if args.config else Config()
-        config = config.replace(**settings)
-        if Path(config.data).suffix.lower() in VECTOR_SUFFIXES:
-            config = config.replace(data=str(Path(config.data).resolve()))
+        config, _ = _config_from_args(args)
         # Everything that can fail on bad input is built before the run directory exists.
         trainer = Trainer(config, log=_log, out=args.out or default_run_path(config))
         trainer.log(f"run directory: {trainer.run.path}")
@@ -379,13 +394,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .runtime import configure_process
     from .tune import train_flags, tune
 
-    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                if hasattr(args, f.name)}
-    config = Config.load(args.config) if args.config else Config()
-    fixed = set(settings) | {k for k, v in config.to_dict().items() if v != getattr(Config(), k)}
-    config = config.replace(**settings)
-    if Path(config.data).suffix.lower() in VECTOR_SUFFIXES:
-        config = config.replace(data=str(Path(config.data).resolve()))
+    config, fixed = _config_from_args(args)
     out = Path(args.out or Path("tune") / f"{Path(config.data).stem}-{config.loss}")
     configure_process(config)  # --threads, --tune-malloc, as `wgan train` does
     result = tune(config, out, args.minutes, fixed, args.seeds, args.trials, args.objective,

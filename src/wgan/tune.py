@@ -29,7 +29,6 @@ from typing import Any
 from .config import Config, field_roles
 from .errors import ConfigError, TrainingDiverged
 from .loop import Callback
-from .objectives import LOSSES
 from .presets import data_shape
 
 #: What a trial may draw, by Config field: ("int", low, high), ("log", low, high) for a float
@@ -61,8 +60,7 @@ _PENALTY_CONSTRAINTS = ("gp", "lp")
 @dataclass
 class TuneResult:
     best_value: float
-    best_settings: dict[str, Any]
-    best_config: Config
+    best_settings: dict[str, Any]  # the best trial's draws; DIR/best.json has its whole config
     trials_done: int
     trials_pruned: int
     seconds: float
@@ -93,20 +91,25 @@ class _TrialWatch(Callback):
                 raise optuna.TrialPruned(f"pruned at step {trainer.step}")
 
 
-def suggest(trial: Any, base: Config, fixed: set[str], data_dim: int | None) -> dict[str, Any]:
-    """The settings ``trial`` draws for what ``fixed`` leaves free."""
-    uses_penalty = (base.constraint or LOSSES[base.loss].constraint) in _PENALTY_CONSTRAINTS
+def _free_space(resolved: Config, fixed: set[str]) -> dict[str, tuple[Any, ...]]:
+    """The part of :data:`SPACE` a search draws: what ``fixed`` leaves free, and lambda only
+    where the (resolved) constraint uses a penalty."""
+    uses_penalty = resolved.constraint in _PENALTY_CONSTRAINTS
+    return {name: spec for name, spec in SPACE.items()
+            if name not in fixed and (name != "gp_lambda" or uses_penalty)}
+
+
+def suggest(trial: Any, space: dict[str, tuple[Any, ...]], data_dim: int | None
+            ) -> dict[str, Any]:
+    """The settings ``trial`` draws from ``space``."""
     settings: dict[str, Any] = {}
-    for name, (kind, *spec) in SPACE.items():
-        if name in fixed or (name == "gp_lambda" and not uses_penalty):
-            continue
+    for name, (kind, *spec) in space.items():
         if kind == "int":
             settings[name] = trial.suggest_int(name, spec[0], spec[1])
         elif kind == "log":
             settings[name] = trial.suggest_float(name, spec[0], spec[1], log=True)
         else:
-            options = spec[0]
-            settings[name] = trial.suggest_categorical(name, _options(name, options, data_dim))
+            settings[name] = trial.suggest_categorical(name, _options(name, spec[0], data_dim))
     return settings
 
 
@@ -117,16 +120,14 @@ def _options(name: str, options: tuple, data_dim: int | None) -> tuple:
     return options
 
 
-def default_settings(base: Config, fixed: set[str], data_dim: int | None) -> dict[str, Any] | None:
-    """What wgan would use without a search, for the settings the search draws: the first trial
-    of a new study, so that every search is measured against the defaults. ``None`` when a
-    default lies outside :data:`SPACE` (e.g. the image recipe's width 512)."""
-    resolved = base.resolve((data_dim,) if data_dim else None)
+def default_settings(resolved: Config, space: dict[str, tuple[Any, ...]],
+                     data_dim: int | None) -> dict[str, Any] | None:
+    """What wgan would use without a search (``resolved``: the defaults filled in), for the
+    settings ``space`` draws: the first trial of a new study, so that every search is measured
+    against the defaults. ``None`` when a default lies outside the space (e.g. the image
+    recipe's width 512)."""
     settings = {}
-    uses_penalty = resolved.constraint in _PENALTY_CONSTRAINTS
-    for name, (kind, *spec) in SPACE.items():
-        if name in fixed or (name == "gp_lambda" and not uses_penalty):
-            continue
+    for name, (kind, *spec) in space.items():
         value = getattr(resolved, name)
         inside = (spec[0] <= value <= spec[1] if kind in ("int", "log")
                   else value in _options(name, spec[0], data_dim))
@@ -163,6 +164,8 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
 
     shape = data_shape(base.data, None)  # a vector file's width is read from its header
     data_dim = shape[0] if shape is not None and len(shape) == 1 else None
+    resolved = base.resolve((data_dim,) if data_dim else None)
+    space = _free_space(resolved, fixed)
 
     def measure(trainer: Any) -> float:
         value = trainer.evaluate().get(objective)
@@ -171,7 +174,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
         return float(value)
 
     def run_trial(trial: Any) -> float:
-        settings = suggest(trial, base, fixed, data_dim)
+        settings = suggest(trial, space, data_dim)
         config = base.replace(**settings)
         scores = []
         for index, seed in enumerate(seeds):
@@ -206,7 +209,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
         + (f", continuing {before} trials" if before else "")
         + f" (held: {', '.join(sorted(fixed)) or 'none'})")
     if before == 0:
-        defaults = default_settings(base, fixed, data_dim)
+        defaults = default_settings(resolved, space, data_dim)
         if defaults is None:
             log("the defaults lie outside the search space: no trial of them for comparison")
         else:
@@ -239,13 +242,11 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
         raise ConfigError(f"no trial finished within {minutes:g} minutes: give a larger "
                           "--minutes or fewer --steps")
     best = study.best_trial
-    best_config = base.replace(**best.params)
-    best_config.save(out / "best.json")
+    base.replace(**best.params).save(out / "best.json")
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials[before:])
     baseline = next((t.value for t in done if t.user_attrs.get("defaults")), None)
-    return TuneResult(best.value, dict(best.params), best_config,
-                      len(study.trials) - before - pruned, pruned, time.monotonic() - start,
-                      baseline)
+    return TuneResult(best.value, dict(best.params), len(study.trials) - before - pruned, pruned,
+                      time.monotonic() - start, baseline)
 
 
 def _what_is_searched(base: Config, seeds: tuple[int, ...], objective: str) -> dict[str, Any]:
