@@ -94,4 +94,23 @@ def test_auto_preset_follows_the_shape_of_the_data_not_its_name(tmp_path):
     assert Config(data=str(low), noise_dim=7).resolve().noise_dim == 7  # asked for: kept
     # the shape of loaded data decides when it is given
     assert Config(data="anything").resolve(sample_shape=(4,)).preset == "toy"
-    assert Config(data="anything").resolve(sample_shape=(1, 28, 28)).preset == "none"
+    assert Config(data="anything").resolve(sample_shape=(1, 30, 30)).preset == "none"
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 8, 8), (3, 64, 64)])
+def test_auto_preset_gives_images_the_measured_image_recipe(shape):
+    image = Config(data="anything").resolve(sample_shape=shape)
+    assert (image.preset, image.model, image.steps, image.ema) == ("image", "dcgan", 15600, 0.999)
+    assert (image.width, image.noise_dim, image.lr) == (64, 100, 1e-4)  # DCGAN's, WGAN-GP's
+    clipped = Config(data="anything", loss="wgan").resolve(sample_shape=shape)
+    assert (clipped.model, clipped.optimizer, clipped.lr) == ("dcgan", "rmsprop", 5e-5)
+    mine = Config(data="anything", model="resnet", steps=7).resolve(sample_shape=shape)
+    assert (mine.model, mine.steps, mine.width) == ("resnet", 7, 128)  # flags and their model
+    paper = Config(data="anything", preset="paper").resolve(sample_shape=shape)
+    assert (paper.model, paper.width, paper.ema) == ("mlp", 512, 0.0)  # the paper's MLP
+
+
+@pytest.mark.parametrize("shape", [(1, 30, 30), (1, 28, 32), (3, 18, 18), (1, 4, 4), (28, 28)])
+def test_no_image_recipe_where_the_dcgan_cannot_be_built(shape):
+    config = Config(data="anything").resolve(sample_shape=shape)
+    assert (config.preset, config.model) == ("none", "mlp")

@@ -1,6 +1,7 @@
 """Image data, image models, sample grids and the classifier metrics."""
 
 import gzip
+import json
 import pickle
 
 import numpy as np
@@ -232,10 +233,13 @@ def test_bad_model_sizes_and_batch_norm_critic_with_penalty(tmp_path):
 
 def test_image_run_writes_grids_and_samples(tmp_path):
     run = tmp_path / "run"
-    run_cli("train", "--data", "digits", "--model", "dcgan", "--image-size", "16", "--width", "8",
+    run_cli("train", "--data", "digits", "--image-size", "16", "--width", "8",
             "--steps", "6", "--sample-every", "3", "--log-every", "3", "--batch-size", "16",
             "--eval-samples", "100", "--threads", "1", "--no-bn", "--quiet", "--out", str(run),
             check=True)
+    # No --model: images get the image recipe the tables measured, by their shape.
+    stored = json.loads((run / "config.json").read_text())
+    assert (stored["preset"], stored["model"], stored["ema"]) == ("image", "dcgan", 0.999)
     grids = sorted(p.name for p in (run / "plots").glob("samples-step-*.png"))
     assert grids == ["samples-step-00000003.png", "samples-step-00000006.png"]
     with Image.open(run / "plots" / "samples.png") as image:

@@ -65,7 +65,7 @@ class Config:
                                     "for wgan, gp for wgan-gp, lp for wgan-lp, none for the "
                                     "GANs)", default=None)
     preset: str = _field("algorithm", "named recipe: auto, " + ", ".join(PRESETS) + " (auto = "
-                         "toy on low-dimensional vectors, none otherwise)", default="auto")
+                         "toy on low-dimensional vectors, image on images, none otherwise)", default="auto")
     batch_size: int | None = _field("algorithm", "real and fake samples per critic step (per "
                                     "process when distributed)", default=None)
     seed: int = _field("algorithm", "random seed: same seed, same data, same device -> same run",
@@ -93,8 +93,8 @@ class Config:
                                "used for sampling and evaluation (0 = off)", default=None)
 
     # The networks.
-    model: str = _field("model", "architecture of generator and critic: mlp, dcgan, resnet",
-                        default="mlp")
+    model: str | None = _field("model", "architecture of generator and critic: mlp, dcgan, "
+                               "resnet (default: dcgan for images, mlp otherwise)", default=None)
     noise_dim: int | None = _field("model", "dimension of the generator's input noise z",
                                    default=None)
     width: int | None = _field("model", "hidden units (mlp) or base channel count (conv models)",

@@ -40,6 +40,7 @@ CONSTRAINT_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: Values used when nothing else sets a field.
 BASE_DEFAULTS: dict[str, Any] = {
+    "model": "mlp",
     "steps": 20000,
     "batch_size": 64,
     "width": 512,
@@ -63,14 +64,19 @@ _TOY_PENALTY = {"lr": 1.7e-3, "betas": (0.5, 0.9), "gp_lambda": 0.5}
 #: Named recipes: settings for every loss ("all"), then per-constraint settings. ``paper`` is the
 #: WGAN paper's MLP experiment as published; ``toy`` is the recipe found by measurement for
 #: low-dimensional data (benchmarks/toy_quality.py; numbers in README); ``none`` adds nothing.
-#: ``auto`` (the default) picks by the data's shape: see :func:`is_low_dimensional`.
+#: ``image`` is what the image tables measured. ``auto`` (the default) picks by the data's shape:
+#: see :func:`is_low_dimensional` and :func:`is_image`.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {"all": {}},
-    "paper": {"all": {"batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
+    "paper": {"all": {"model": "mlp", "batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
                       "ema": 0.0, "lr_decay": "none"}},
     "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
                     "noise_dim": 4, "ema": 0.99, "lr_decay": "linear"},
             "gp": _TOY_PENALTY, "lp": _TOY_PENALTY},
+    # What the image tables measured (benchmarks/image_quality.py; numbers in RESULTS.md):
+    # DCGAN with the loss's own optimiser settings, generator EMA 0.999, and Lucic et al.'s
+    # budget of 20 epochs of 50,000 images at batch 64 (15,600 generator steps).
+    "image": {"all": {"model": "dcgan", "steps": 15600, "ema": 0.999}},
 }
 TOY_DATA = ("ring8", "grid25", "swissroll")
 #: Vectors of at most this many dimensions get the ``toy`` recipe under ``--preset auto``.
@@ -96,6 +102,17 @@ def is_low_dimensional(shape: tuple[int, ...] | None) -> bool:
     return shape is not None and len(shape) == 1 and shape[0] <= LOW_DIMENSIONAL
 
 
+def is_image(shape: tuple[int, ...] | None) -> bool:
+    """What ``--preset auto`` gives the ``image`` recipe: square images whose side the DCGAN
+    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...)."""
+    if shape is None or len(shape) != 3 or shape[1] != shape[2]:
+        return False
+    side = shape[1]
+    while side > 7 and side % 2 == 0:
+        side //= 2
+    return 4 <= side <= 7 and side != shape[1]
+
+
 def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) -> dict[str, Any]:
     """``values`` (a config's fields) with every ``None`` default filled and the preset, if
     ``auto``, and the constraint, if unset, named."""
@@ -103,9 +120,14 @@ def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) 
     loss, own = values["loss"], LOSSES[values["loss"]].constraint
     shape = data_shape(values["data"], sample_shape)
     if values["preset"] == "auto":
-        values["preset"] = "toy" if is_low_dimensional(shape) else "none"
+        values["preset"] = ("toy" if is_low_dimensional(shape)
+                            else "image" if is_image(shape) else "none")
     constraint = values["constraint"] = values["constraint"] or own
     preset = PRESETS[values["preset"]]
+    if values["model"] is None:  # first: the architecture's defaults depend on it
+        values["model"] = next(layer["model"] for layer in (preset.get(constraint, {}),
+                                                             preset["all"], BASE_DEFAULTS)
+                               if "model" in layer)
     layers = [preset.get(constraint, {}), preset["all"],
               CONSTRAINT_DEFAULTS.get(constraint, {}) if constraint != own else {},
               LOSS_DEFAULTS[loss], MODEL_DEFAULTS.get(values["model"], {}), BASE_DEFAULTS]

@@ -29,7 +29,6 @@ from typing import Any
 from .config import Config, field_roles
 from .errors import ConfigError, TrainingDiverged
 from .loop import Callback
-from .presets import data_shape
 
 #: What a trial may draw, by Config field: ("int", low, high), ("log", low, high) for a float
 #: drawn on a log scale, or ("choice", options). ``gp_lambda`` is drawn only for the losses and
@@ -151,7 +150,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     base.validate()
     from .data import load_dataset
 
-    load_dataset(base)  # bad data fails here, in one line, before the study exists
+    shape = load_dataset(base).sample_shape  # bad data fails here, before the study exists
     seeds = tuple(seeds or (base.seed,))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,9 +161,8 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
 
     from .train import Trainer
 
-    shape = data_shape(base.data, None)  # a vector file's width is read from its header
-    data_dim = shape[0] if shape is not None and len(shape) == 1 else None
-    resolved = base.resolve((data_dim,) if data_dim else None)
+    data_dim = shape[0] if len(shape) == 1 else None
+    resolved = base.resolve(tuple(shape))
     space = _free_space(resolved, fixed)
 
     def measure(trainer: Any) -> float:
