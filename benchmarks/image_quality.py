@@ -11,6 +11,7 @@ this script loses at most one segment or one evaluation: run it again with the s
 it carries on (training resumes from the run's newest checkpoint).
 
     python benchmarks/image_quality.py --data mnist --loss wgan-gp --seeds 0 1 2
+    python benchmarks/image_quality.py --plan tables      # all of them, in order, resumably
     python benchmarks/image_quality.py --summary          # the table of everything in OUT
     python benchmarks/image_quality.py --summary --figure benchmarks/figures/image-quality.png
 
@@ -28,6 +29,18 @@ import time
 from pathlib import Path
 
 OUT = Path("runs/image_quality")
+
+#: ``--plan tables``: the issue's tables in the order they are worth running, one seed of each
+#: comparison before the further seeds: (data, loss, constraint, seed). Run the same command
+#: again and it goes on where it stopped; finished runs are skipped.
+TABLES = [("mnist", "wgan-gp", None, 0), ("mnist", "wgan-gp", None, 1),
+          ("mnist", "wgan-gp", None, 2), ("fashion", "wgan-gp", None, 0),
+          ("mnist", "wgan", None, 0), ("mnist", "gan-ns", None, 0),
+          ("mnist", "wgan", "spectral", 0), ("stacked-mnist", "wgan-gp", None, 0),
+          ("fashion", "wgan-gp", None, 1), ("fashion", "wgan-gp", None, 2),
+          ("mnist", "wgan", None, 1), ("mnist", "wgan", None, 2),
+          ("fashion", "wgan", None, 0), ("fashion", "wgan", None, 1), ("fashion", "wgan", None, 2),
+          ("stacked-mnist", "wgan-gp", None, 1), ("stacked-mnist", "wgan-gp", None, 2)]
 
 
 def wgan(*args: str) -> subprocess.CompletedProcess:
@@ -82,7 +95,8 @@ def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
         state["eval_s"] += time.perf_counter() - start
         state["curve"].append({key: result.get(key) for key in
                                ("step", "fid", "kid", "precision", "recall", "critic_estimate",
-                                "w1_ratio", "classes_captured", "class_kl")})
+                                "w1_ratio", "classes_captured", "class_kl", "stacked_modes",
+                                "stacked_kl")})
         save_state(state_file, state)
         print(f"{name} seed {seed}: step {result['step']}, FID@{args.curve_n} "
               f"{result['fid']:.2f}, critic estimate {result['critic_estimate']:.4g}", flush=True)
@@ -103,20 +117,49 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def logged_objective(run: Path, marks: list[int]) -> list[float]:
+    """Per curve point, the critic's training objective as logged (``-critic_loss``: for a
+    WGAN the running estimate of W, for a GAN minus its discriminator loss), averaged over the
+    logged rows of the segment that ends there."""
+    import csv
+
+    with open(run / "metrics.csv", newline="") as handle:
+        rows = [(int(r["step"]), float(r["critic_loss"])) for r in csv.DictReader(handle)]
+    values, previous = [], 0
+    for mark in marks:
+        segment = [-loss for step, loss in rows if previous < step <= mark]
+        values.append(sum(segment) / len(segment) if segment else float("nan"))
+        previous = mark
+    return values
+
+
 def summary(out: Path) -> None:
-    print("| run | steps | FID (n) | precision | recall | Spearman(critic, FID) | train min | "
-          "eval min |\n|---|---|---|---|---|---|---|---|")
+    """The table of every run in ``out``: the final FID, and how the critic's estimate (fresh
+    samples, at each checkpoint) and its logged training objective rank with the curve's FID."""
+    print("| run | steps | FID (n) | precision | recall | Spearman(critic estimate, FID) | "
+          "Spearman(logged objective, FID) | modes (KL) | train min | eval min |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for state_file in sorted(out.glob("*.json")):
         state = json.loads(state_file.read_text())
         final = state.get("final")
         curve = state["curve"]
-        rho = (spearman([p["critic_estimate"] for p in curve], [p["fid"] for p in curve])
+        fids = [p["fid"] for p in curve]
+        rho = (spearman([p["critic_estimate"] for p in curve], fids)
                if len(curve) > 2 else float("nan"))
+        run = out / state_file.stem
+        logged = (spearman(logged_objective(run, [p["step"] for p in curve]), fids)
+                  if len(curve) > 2 and (run / "metrics.csv").is_file() else float("nan"))
         fid = f"{final['fid']:.2f} ({final['fid_n']})" if final else "-"
+        modes = "-"
+        for count, total, kl in (("stacked_modes", "stacked_modes_total", "stacked_kl"),
+                                 ("classes_captured", "classes_total", "class_kl")):
+            if final and final.get(count) is not None:
+                modes = f"{final[count]}/{final[total]} ({final[kl]:.3f})"
+                break
         print(f"| {state_file.stem} | {curve[-1]['step'] if curve else 0} | {fid} | "
               f"{final.get('precision', float('nan')) if final else '-'} | "
               f"{final.get('recall', float('nan')) if final else '-'} | {rho:.3f} | "
-              f"{state['train_s'] / 60:.1f} | "
+              f"{logged:.3f} | {modes} | {state['train_s'] / 60:.1f} | "
               f"{(state['eval_s'] + state.get('final_eval_s', 0)) / 60:.1f} |")
 
 
@@ -165,6 +208,9 @@ def main() -> None:
     parser.add_argument("--train-args", default="--model dcgan --amp bf16 --ema 0.999",
                         help="further flags for wgan train (one string)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--plan", choices=("tables",), default=None,
+                        help="every run of the issue's tables in turn (ignores --data, --loss, "
+                             "--constraint and --seeds)")
     parser.add_argument("--summary", action="store_true")
     parser.add_argument("--figure", type=Path, default=None, help="with --summary: a PNG")
     args = parser.parse_args()
@@ -173,6 +219,11 @@ def main() -> None:
         summary(args.out)
         if args.figure:
             figure(args.out, args.figure)
+        return
+    if args.plan == "tables":
+        for data, loss, constraint, seed in TABLES:
+            args.data, args.loss, args.constraint = data, loss, constraint
+            one_run(f"{data}-{constraint or loss}", seed, args)
         return
     name = f"{args.data}-{args.constraint or args.loss}"
     for seed in args.seeds:
