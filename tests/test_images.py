@@ -229,6 +229,22 @@ def test_bad_model_sizes_and_batch_norm_critic_with_penalty(tmp_path):
     assert_one_line_error(proc, "batch norm", "--critic-norm layer")
 
 
+def test_the_image_recipe_goes_to_exactly_the_sides_the_dcgan_builds():
+    from wgan.models.dcgan import upsampling_plan
+    from wgan.presets import is_image
+
+    def builds(side):
+        try:
+            upsampling_plan(side, "dcgan")
+            return True
+        except ConfigError:
+            return False
+
+    assert [s for s in range(1, 300) if is_image((1, s, s))] == [s for s in range(1, 300)
+                                                                  if builds(s)]
+    assert is_image((3, 28, 28)) and not is_image((1, 28, 56)) and not is_image((28, 28))
+
+
 # ---- a real image run --------------------------------------------------------------------------
 
 def test_image_run_writes_grids_and_samples(tmp_path):

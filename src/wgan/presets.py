@@ -104,7 +104,9 @@ def is_low_dimensional(shape: tuple[int, ...] | None) -> bool:
 
 def is_image(shape: tuple[int, ...] | None) -> bool:
     """What ``--preset auto`` gives the ``image`` recipe: square images whose side the DCGAN
-    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...)."""
+    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...), the rule of
+    :func:`wgan.models.dcgan.upsampling_plan` without importing torch (a test holds the two
+    together)."""
     if shape is None or len(shape) != 3 or shape[1] != shape[2]:
         return False
     side = shape[1]
