@@ -105,6 +105,11 @@ def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
         state["final"] = evaluate(run, args.fid_n, args.fid_amp)
         state["final_eval_s"] = time.perf_counter() - start
         save_state(state_file, state)
+    if args.final_parity and state.get("final_bf16", {}).get("step") != state["final"]["step"]:
+        start = time.perf_counter()
+        state["final_bf16"] = evaluate(run, args.fid_n, "bf16")
+        state["final_bf16_eval_s"] = time.perf_counter() - start
+        save_state(state_file, state)
     final = state["final"]
     print(f"{name} seed {seed}: FID@{final['fid_n']} {final['fid']:.2f} precision "
           f"{final.get('precision', float('nan')):.3f} recall {final.get('recall', float('nan')):.3f}"
@@ -137,8 +142,8 @@ def summary(out: Path) -> None:
     """The table of every run in ``out``: the final FID, and how the critic's estimate (fresh
     samples, at each checkpoint) and its logged training objective rank with the curve's FID."""
     print("| run | steps | FID (n) | precision | recall | Spearman(critic estimate, FID) | "
-          "Spearman(logged objective, FID) | modes (KL) | train min | eval min |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "Spearman(logged objective, FID) | modes (KL) | bf16 FID (vs fp32) | train min | "
+          "eval min |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for state_file in sorted(out.glob("*.json")):
         state = json.loads(state_file.read_text())
         final = state.get("final")
@@ -150,6 +155,9 @@ def summary(out: Path) -> None:
         logged = (spearman(logged_objective(run, [p["step"] for p in curve]), fids)
                   if len(curve) > 2 and (run / "metrics.csv").is_file() else float("nan"))
         fid = f"{final['fid']:.2f} ({final['fid_n']})" if final else "-"
+        half = state.get("final_bf16")
+        parity = (f"{half['fid']:.2f} ({100 * (half['fid'] / final['fid'] - 1):+.2f}%)"
+                  if final and half and half["step"] == final["step"] else "-")
         modes = "-"
         for count, total, kl in (("stacked_modes", "stacked_modes_total", "stacked_kl"),
                                  ("classes_captured", "classes_total", "class_kl")):
@@ -159,7 +167,7 @@ def summary(out: Path) -> None:
         print(f"| {state_file.stem} | {curve[-1]['step'] if curve else 0} | {fid} | "
               f"{final.get('precision', float('nan')) if final else '-'} | "
               f"{final.get('recall', float('nan')) if final else '-'} | {rho:.3f} | "
-              f"{logged:.3f} | {modes} | {state['train_s'] / 60:.1f} | "
+              f"{logged:.3f} | {modes} | {parity} | {state['train_s'] / 60:.1f} | "
               f"{(state['eval_s'] + state.get('final_eval_s', 0)) / 60:.1f} |")
 
 
@@ -205,6 +213,9 @@ def main() -> None:
     parser.add_argument("--curve-fid-amp", default="bf16", choices=("fp32", "bf16"),
                         help="precision of the curve points' FID (bf16 measured within 0.21%% "
                              "of fp32, RESULTS.md)")
+    parser.add_argument("--final-parity", action="store_true",
+                        help="also score the last checkpoint with bf16 Inception features (the "
+                             "evidence for or against bf16 finals)")
     parser.add_argument("--train-args", default="--model dcgan --amp bf16 --ema 0.999",
                         help="further flags for wgan train (one string)")
     parser.add_argument("--out", type=Path, default=OUT)
