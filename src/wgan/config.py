@@ -65,7 +65,8 @@ class Config:
                                     "for wgan, gp for wgan-gp, lp for wgan-lp, none for the "
                                     "GANs)", default=None)
     preset: str = _field("algorithm", "named recipe: auto, " + ", ".join(PRESETS) + " (auto = "
-                         "toy on low-dimensional vectors, image on images, none otherwise)", default="auto")
+                         "toy on low-dimensional vectors, image on images, none otherwise)",
+                         default="auto")
     batch_size: int | None = _field("algorithm", "real and fake samples per critic step (per "
                                     "process when distributed)", default=None)
     seed: int = _field("algorithm", "random seed: same seed, same data, same device -> same run",

@@ -68,8 +68,8 @@ _TOY_PENALTY = {"lr": 1.7e-3, "betas": (0.5, 0.9), "gp_lambda": 0.5}
 #: see :func:`is_low_dimensional` and :func:`is_image`.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {"all": {}},
-    "paper": {"all": {"model": "mlp", "batch_size": 64, "width": 512, "depth": 4, "noise_dim": 100,
-                      "ema": 0.0, "lr_decay": "none"}},
+    "paper": {"all": {"model": "mlp", "batch_size": 64, "width": 512, "depth": 4,
+                      "noise_dim": 100, "ema": 0.0, "lr_decay": "none"}},
     "toy": {"all": {"steps": 5000, "batch_size": 256, "width": 128, "depth": 3,
                     "noise_dim": 4, "ema": 0.99, "lr_decay": "linear"},
             "gp": _TOY_PENALTY, "lp": _TOY_PENALTY},

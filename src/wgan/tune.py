@@ -124,7 +124,7 @@ def default_settings(resolved: Config, space: dict[str, tuple[Any, ...]],
     """What wgan would use without a search (``resolved``: the defaults filled in), for the
     settings ``space`` draws: the first trial of a new study, so that every search is measured
     against the defaults. ``None`` when a default lies outside the space (e.g. the image
-    recipe's width 512)."""
+    recipe's z in R^100)."""
     settings = {}
     for name, (kind, *spec) in space.items():
         value = getattr(resolved, name)
