@@ -211,8 +211,9 @@ def main() -> None:
     parser.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"),
                         help="precision of the final FID (fp32: the published protocol)")
     parser.add_argument("--curve-fid-amp", default="bf16", choices=("fp32", "bf16"),
-                        help="precision of the curve points' FID (bf16 measured within 0.21%% "
-                             "of fp32, RESULTS.md)")
+                        help="precision of the curve points' FID, which show a trend only (bf16 "
+                             "against fp32: +0.21%% at 2,000 images, +0.71%% at 10,000; "
+                             "RESULTS.md)")
     parser.add_argument("--final-parity", action="store_true",
                         help="also score the last checkpoint with bf16 Inception features (the "
                              "evidence for or against bf16 finals)")
