@@ -240,9 +240,12 @@ def test_the_image_recipe_goes_to_exactly_the_sides_the_dcgan_builds():
         except ConfigError:
             return False
 
-    assert [s for s in range(1, 300) if is_image((1, s, s))] == [s for s in range(1, 300)
-                                                                  if builds(s)]
+    # the sides written out the other way round: 4..7 doubled at least once
+    sides = sorted(b * 2 ** d for b in range(4, 8) for d in range(1, 7) if b * 2 ** d < 300)
+    assert [s for s in range(1, 300) if builds(s)] == sides
+    assert [s for s in range(1, 300) if is_image((1, s, s))] == sides
     assert is_image((3, 28, 28)) and not is_image((1, 28, 56)) and not is_image((28, 28))
+    assert not is_image(None) and not is_image((1, 7, 7)) and not is_image((1, 30, 30))
 
 
 # ---- a real image run --------------------------------------------------------------------------

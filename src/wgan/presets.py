@@ -104,15 +104,11 @@ def is_low_dimensional(shape: tuple[int, ...] | None) -> bool:
 
 def is_image(shape: tuple[int, ...] | None) -> bool:
     """What ``--preset auto`` gives the ``image`` recipe: square images whose side the DCGAN
-    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...), the rule of
-    :func:`wgan.models.dcgan.upsampling_plan` without importing torch (a test holds the two
-    together)."""
-    if shape is None or len(shape) != 3 or shape[1] != shape[2]:
-        return False
-    side = shape[1]
-    while side > 7 and side % 2 == 0:
-        side //= 2
-    return 4 <= side <= 7 and side != shape[1]
+    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...; :func:`wgan.models.dcgan.image_plan`)."""
+    from .models.dcgan import image_plan
+
+    return (shape is not None and len(shape) == 3 and shape[1] == shape[2]
+            and image_plan(shape[1]) is not None)
 
 
 def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) -> dict[str, Any]:

@@ -23,16 +23,24 @@ if TYPE_CHECKING:
     from ..config import Config
 
 
-def upsampling_plan(size: int, model: str) -> tuple[int, int]:
-    """``(base, doublings)`` with ``base * 2**doublings == size`` and ``base`` in 4..7."""
+def image_plan(size: int) -> tuple[int, int] | None:
+    """``(base, doublings)`` with ``base * 2**doublings == size``, ``base`` in 4..7 and at least
+    one doubling; ``None`` for a side the DCGAN and ResNet cannot build (the rule
+    ``--preset auto`` also uses to tell images it has a recipe for)."""
     base, doublings = size, 0
     while base > 7 and base % 2 == 0:
         base //= 2
         doublings += 1
-    if doublings == 0 or base < 4 or base > 7:
+    return (base, doublings) if doublings and 4 <= base <= 7 else None
+
+
+def upsampling_plan(size: int, model: str) -> tuple[int, int]:
+    """:func:`image_plan`, or a :class:`ConfigError` naming the side for ``model``."""
+    plan = image_plan(size)
+    if plan is None:
         raise ConfigError(f"model {model} needs an image side of 4..7 times a power of two "
                           f"(8, 16, 28, 32, 64, ...), got {size}; pass --image-size")
-    return base, doublings
+    return plan
 
 
 def critic_norm(kind: str, channels: int) -> nn.Module:
