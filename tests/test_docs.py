@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wgan.cli import build_parser
+from wgan.arguments import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

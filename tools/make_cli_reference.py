@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 os.environ["COLUMNS"] = "100"
 
-from wgan.cli import build_parser  # noqa: E402
+from wgan.arguments import build_parser  # noqa: E402
 
 HEADER = """# CLI reference
 
