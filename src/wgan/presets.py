@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .objectives import LOSSES
+from .shapes import image_plan
 
 #: The papers' settings for each loss (WGAN: Arjovsky et al. 2017, Algorithm 1; WGAN-GP and
 #: WGAN-LP: Gulrajani et al. 2017, Algorithm 1; GAN: Radford et al. 2016 / Goodfellow et al. 2014).
@@ -104,9 +105,7 @@ def is_low_dimensional(shape: tuple[int, ...] | None) -> bool:
 
 def is_image(shape: tuple[int, ...] | None) -> bool:
     """What ``--preset auto`` gives the ``image`` recipe: square images whose side the DCGAN
-    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...; :func:`wgan.models.dcgan.image_plan`)."""
-    from .models.dcgan import image_plan
-
+    builds (4..7 times a power of two: 8, 16, 28, 32, 64, ...; :func:`wgan.shapes.image_plan`)."""
     return (shape is not None and len(shape) == 3 and shape[1] == shape[2]
             and image_plan(shape[1]) is not None)
 

@@ -16,22 +16,12 @@ from typing import TYPE_CHECKING
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..shapes import image_plan
 from . import register_model
 from .layers import Conv2d, FullPrecisionConv2d, FullPrecisionConvTranspose2d, LeakyReLU
 
 if TYPE_CHECKING:
     from ..config import Config
-
-
-def image_plan(size: int) -> tuple[int, int] | None:
-    """``(base, doublings)`` with ``base * 2**doublings == size``, ``base`` in 4..7 and at least
-    one doubling; ``None`` for a side the DCGAN and ResNet cannot build (the rule
-    ``--preset auto`` also uses to tell images it has a recipe for)."""
-    base, doublings = size, 0
-    while base > 7 and base % 2 == 0:
-        base //= 2
-        doublings += 1
-    return (base, doublings) if doublings and 4 <= base <= 7 else None
 
 
 def upsampling_plan(size: int, model: str) -> tuple[int, int]:
