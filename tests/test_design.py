@@ -187,3 +187,22 @@ def test_your_own_generator_and_critic_modules():
     assert trainer.generator is generator and trainer.critic is critic
     assert any(not torch.equal(p, q) for p, q in zip(critic.parameters(), before))
     assert trainer.sample(10).shape == (10, 2)
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`wgan --help` and the CLI's input checks must not wait for POT (and the scikit-learn it
+    imports), matplotlib or the demos: the package's names load on first use. Also every
+    public name still resolves, and an unknown one is an AttributeError."""
+    import subprocess
+    import sys
+
+    code = ("import sys, wgan, wgan.cli; wgan.cli.build_parser(); "
+            "print(sorted(m for m in ('ot', 'sklearn', 'matplotlib', 'wgan.train', "
+            "'wgan.demos.earth_mover') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    for name in wgan.__all__:
+        assert getattr(wgan, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'Trainr'"):
+        wgan.Trainr  # noqa: B018

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import ot
 import torch
 
 #: The network simplex's first iteration limit; raised tenfold while it is hit, up to the max.
@@ -37,6 +36,8 @@ def w1_exact(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> floa
         raise ValueError(f"samples differ in dimension: {x.shape[1]} vs {y.shape[1]}")
     if len(x) == 0 or len(y) == 0:
         raise ValueError("w1_exact needs at least one sample on each side")
+    import ot  # with scikit-learn, which it imports, ~1.5 s: only when a distance is solved
+
     cost = ot.dist(x, y, metric="euclidean")
     a = np.full(len(x), 1.0 / len(x))
     b = np.full(len(y), 1.0 / len(y))
