@@ -237,11 +237,11 @@ def main() -> None:
             figure(args.out, args.figure)
         return
     if args.plan == "tables":
-        budget = args.steps
         for data, loss, constraint, seed in TABLES:
-            args.data, args.loss, args.constraint = data, loss, constraint
-            args.steps = STACKED_STEPS if data == "stacked-mnist" else budget
-            one_run(f"{data}-{constraint or loss}", seed, args)
+            run = argparse.Namespace(**vars(args))  # one run's settings; `args` stays as given
+            run.data, run.loss, run.constraint = data, loss, constraint
+            run.steps = STACKED_STEPS if data == "stacked-mnist" else args.steps
+            one_run(f"{data}-{constraint or loss}", seed, run)
         return
     name = f"{args.data}-{args.constraint or args.loss}"
     for seed in args.seeds:
