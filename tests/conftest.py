@@ -26,6 +26,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
     return proc
 
 
+def run_cli_parallel(*commands: list[str], workers: int = 2) -> None:
+    """Run several ``wgan`` commands (each ``--threads 1``) ``workers`` at a time: on CI's two
+    cores, independent fixture runs take about half the wall time. Raises on any failure."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(run_cli, *command, check=True) for command in commands]:
+            future.result()
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit status 2, one line on stderr naming the problem, no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_cli_parallel
 
 SMALL = ["--width", "32", "--depth", "2", "--batch-size", "64", "--noise-dim", "4", "--threads",
          "1", "--quiet", "--log-every", "10", "--eval-samples", "300"]
@@ -21,20 +21,17 @@ SMALL = ["--width", "32", "--depth", "2", "--batch-size", "64", "--noise-dim", "
 def runs(tmp_path_factory):
     """Real runs through the CLI: three losses on ring8, a user's vectors, an image run."""
     root = tmp_path_factory.mktemp("runs")
-    made = {}
-    for loss in ("gan-ns", "wgan", "wgan-gp"):
-        made[loss] = root / loss
-        run_cli("train", "--data", "ring8", "--loss", loss, "--steps", "50", "--out",
-                str(made[loss]), *SMALL, check=True)
+    made = {name: root / name for name in ("gan-ns", "wgan", "wgan-gp", "vectors", "images")}
     rng = np.random.default_rng(0)
     np.save(root / "v.npy", rng.normal(size=(400, 3)) * [1.0, 5.0, 0.2])
-    made["vectors"] = root / "vectors"
-    run_cli("train", "--data", str(root / "v.npy"), "--steps", "30", "--out",
-            str(made["vectors"]), *SMALL, check=True)
-    made["images"] = root / "images"
-    run_cli("train", "--data", "digits", "--model", "dcgan", "--width", "8", "--noise-dim", "8",
-            "--batch-size", "16", "--steps", "10", "--log-every", "5", "--eval-samples", "200",
-            "--threads", "1", "--quiet", "--out", str(made["images"]), check=True)
+    run_cli_parallel(
+        *[["train", "--data", "ring8", "--loss", loss, "--steps", "50", "--out", str(made[loss]),
+           *SMALL] for loss in ("gan-ns", "wgan", "wgan-gp")],
+        ["train", "--data", str(root / "v.npy"), "--steps", "30", "--out", str(made["vectors"]),
+         *SMALL],
+        ["train", "--data", "digits", "--model", "dcgan", "--width", "8", "--noise-dim", "8",
+         "--batch-size", "16", "--steps", "10", "--log-every", "5", "--eval-samples", "200",
+         "--threads", "1", "--quiet", "--out", str(made["images"])])
     return made
 
 
