@@ -176,27 +176,37 @@ def summary(out: Path) -> None:
 
 
 def figure(out: Path, path: Path) -> None:
-    """Per run: FID (curve images) and the critic's estimate of W against the step."""
+    """Per run: FID (curve images), the critic's estimate of W on fresh samples and its logged
+    training objective against the step, with each one's Spearman correlation with FID."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     states = [(f.stem, json.loads(f.read_text())) for f in sorted(out.glob("*.json"))]
-    states = [(name, state) for name, state in states if len(state["curve"]) > 1]
-    fig, axes = plt.subplots(1, max(len(states), 1), figsize=(5 * max(len(states), 1), 3.6),
-                             squeeze=False)
-    for ax, (name, state) in zip(axes[0], states):
+    states = [(name, state) for name, state in states if len(state["curve"]) > 2]
+    columns = min(max(len(states), 1), 3)
+    rows = max(-(-len(states) // columns), 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(states):]:
+        ax.set_visible(False)
+    for ax, (name, state) in zip(axes.flat, states):
         steps = [p["step"] for p in state["curve"]]
-        ax.plot(steps, [p["fid"] for p in state["curve"]], "o-", color="C0")
+        fids = [p["fid"] for p in state["curve"]]
+        fresh = [p["critic_estimate"] for p in state["curve"]]
+        ax.plot(steps, fids, "o-", color="C0")
         ax.set_xlabel("generator step")
         ax.set_ylabel(f"FID ({state.get('curve_n', '')} images)", color="C0")
         twin = ax.twinx()
-        twin.plot(steps, [p["critic_estimate"] for p in state["curve"]], "s--", color="C1")
-        twin.set_ylabel("critic estimate of W", color="C1")
-        rho = spearman([p["critic_estimate"] for p in state["curve"]],
-                       [p["fid"] for p in state["curve"]])
-        ax.set_title(f"{name}: Spearman {rho:.2f}")
+        twin.plot(steps, fresh, "s--", color="C1", label="critic, fresh samples")
+        title = f"{name}\nSpearman with FID: fresh {spearman(fresh, fids):.2f}"
+        if (out / name / "metrics.csv").is_file():
+            logged = logged_objective(out / name, steps)
+            twin.plot(steps, logged, "^:", color="C2", label="logged objective")
+            title += f", logged {spearman(logged, fids):.2f}"
+        twin.set_ylabel("critic's estimate (-critic loss)")
+        twin.legend(fontsize=7, loc="upper right")
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")

@@ -1,0 +1,46 @@
+"""The image-table script's reading side: `--summary` and `--figure` over a results folder.
+
+Training and scoring are the CLI's (tested elsewhere); what the script adds is bookkeeping:
+which curve point belongs to which segment of metrics.csv, and the rank correlations the
+issue's claim rests on. The state file below is written the way `one_run` writes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "image_quality.py"
+
+
+def test_summary_ranks_the_logged_objective_by_segment_and_draws_the_figure(tmp_path):
+    # FID falls at every checkpoint. The fresh-sample estimate falls too (Spearman +1); the
+    # logged objective falls within each segment only if segments are cut at the curve's steps:
+    # its rows are 5, 4, 3 before 100, 200, 300 and a wild 50 at step 301 that belongs to the
+    # next segment (cutting at the wrong side of a mark would rank it with step 300).
+    curve = [{"step": s, "fid": f, "critic_estimate": e} for s, f, e in
+             ((100, 90.0, 3.0), (200, 60.0, 2.0), (300, 40.0, 1.5), (400, 30.0, 1.0))]
+    (tmp_path / "mnist-wgan-s0.json").write_text(json.dumps(
+        {"curve": curve, "train_s": 120.0, "eval_s": 60.0, "curve_n": 500,
+         "final": {"step": 400, "fid": 12.5, "fid_n": 10000, "precision": 0.4, "recall": 0.7,
+                   "classes_captured": 10, "classes_total": 10, "class_kl": 0.01}}))
+    run = tmp_path / "mnist-wgan-s0"
+    run.mkdir()
+    rows = [(100, -5.0), (200, -4.0), (300, -3.0), (301, -50.0), (400, -0.5)]
+    (run / "metrics.csv").write_text("step,critic_loss\n" + "".join(
+        f"{step},{loss}\n" for step, loss in rows))
+    figure = tmp_path / "curves.png"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--summary",
+                           "--figure", str(figure)], capture_output=True, text=True, check=True)
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| mnist-wgan-s0"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:3] == ["400", "12.50 (10000)"]
+    assert cells[5] == "1.000"  # fresh estimate against FID
+    # Logged, per segment: 5, 4, 3, mean(50, 0.5) = 25.25; ranks 3, 2, 1, 4 against FID's
+    # 4, 3, 2, 1 give rho = 1 - 6 * 12 / 60 = -0.2. Putting step 301 in the third segment
+    # instead (5, 4, 26.5, 0.5) would give +0.4.
+    assert cells[6] == "-0.200"
+    assert cells[7] == "10/10 (0.010)"
+    assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
