@@ -205,7 +205,7 @@ def figure(out: Path, path: Path) -> None:
             twin.plot(steps, logged, "^:", color="C2", label="logged objective")
             title += f", logged {spearman(logged, fids):.2f}"
         twin.set_ylabel("critic's estimate (-critic loss)")
-        twin.legend(fontsize=7, loc="upper right")
+        twin.legend(fontsize=7, loc="best")
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
