@@ -16,10 +16,10 @@ SCRIPT = REPO / "benchmarks" / "image_quality.py"
 
 
 def test_summary_ranks_the_logged_objective_by_segment_and_draws_the_figure(tmp_path):
-    # FID falls at every checkpoint. The fresh-sample estimate falls too (Spearman +1); the
-    # logged objective falls within each segment only if segments are cut at the curve's steps:
-    # its rows are 5, 4, 3 before 100, 200, 300 and a wild 50 at step 301 that belongs to the
-    # next segment (cutting at the wrong side of a mark would rank it with step 300).
+    # FID falls at every checkpoint and the fresh-sample estimate with it (Spearman +1). The
+    # logged objective's value per checkpoint is the mean of the rows of the segment ending
+    # there: rows 5, 4, 3 at steps 100, 200, 300, then a wild 50 at step 301, which belongs to
+    # the last segment; a cut on the wrong side of a mark puts it in the third and flips rho.
     curve = [{"step": s, "fid": f, "critic_estimate": e} for s, f, e in
              ((100, 90.0, 3.0), (200, 60.0, 2.0), (300, 40.0, 1.5), (400, 30.0, 1.0))]
     (tmp_path / "mnist-wgan-s0.json").write_text(json.dumps(
