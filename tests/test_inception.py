@@ -10,7 +10,7 @@ import torch
 
 from conftest import fid_weights_or_skip, pooled_features, run_cli
 from wgan.metrics import inception
-from wgan.metrics.frechet import frechet_distance
+from wgan.metrics.frechet import frechet_distance, gaussian_stats
 from wgan.metrics.inception import (
     fid_from_features,
     kernel_inception_distance,
@@ -91,6 +91,22 @@ def test_frechet_distance_on_non_commuting_covariances_against_scipy():
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
         shortcut = np.trace(s1 + s2 - 2 * linalg.sqrtm(s1).real @ linalg.sqrtm(s2).real)
         assert abs(float(np.sum((mu1 - mu2) ** 2) + shortcut) - got) > 0.1
+
+
+def test_fid_of_fewer_samples_than_dimensions_equals_the_covariance_formula():
+    """Fewer samples than feature dimensions (a short FID, e.g. `wgan tune`'s) take the
+    singular-value route; it must give what the covariances give, on correlated features whose
+    covariances do not commute, with unequal set sizes (a wrong n-1, a missing centring or a
+    transposed product would each move it)."""
+    rng = np.random.default_rng(5)
+    dims = 48
+    mixing = rng.normal(size=(dims, dims))
+    a = rng.normal(size=(20, dims)) @ mixing + 3.0
+    b = rng.normal(size=(31, dims)) * np.linspace(0.2, 2.0, dims)
+    expected = frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-7)
+    assert fid_from_features(b, a) == pytest.approx(expected, rel=1e-7)
+    assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-6 * expected)
 
 
 def test_fid_of_gaussian_features_matches_the_closed_form():

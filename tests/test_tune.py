@@ -2,7 +2,8 @@
 
 What would fail: a held flag that is searched anyway, a best.json that is not the best trial or
 does not train, a study that starts over instead of continuing, a worst-seed score that is not
-the worst seed's, a budget that is not kept, bad input that gives a traceback."""
+the worst seed's, a budget that is not kept, an image search scored by anything but the FID users
+measure, bad input that gives a traceback."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, fid_weights_or_skip, run_cli
 from wgan import Config
 
 pytest.importorskip("optuna")
@@ -85,8 +86,40 @@ def test_tune_keeps_its_budget_and_says_when_nothing_finished(tmp_path):
     assert len(trials) == 1 and trials[0]["cut_by_budget"] is True
 
 
+def test_tune_searches_an_image_recipe_by_fid(tmp_path, monkeypatch):
+    """Images get the image space (no MLP depth; trial 0 is the image recipe's defaults) and are
+    scored by Inception FID, reported once mid-run and at the end; the score is the FID that
+    `wgan eval` gives the same run trained from best.json, so a search ranks what users measure
+    (and scoring mid-run does not change the run)."""
+    fid_weights_or_skip()
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "study"
+    held = ["--data", "digits", "--steps", "2", "--width", "8", "--noise-dim", "8",
+            "--batch-size", "16", "--threads", "2"]
+    proc = run_cli("tune", *held, "--minutes", "5", "--trials", "1", "--fid-n", "20",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (trial,) = json.loads((out / "trials.json").read_text())
+    assert "best fid:" in proc.stdout and trial["state"] == "COMPLETE"
+    assert {"lr", "n_critic", "gp_lambda", "ema", "lr_decay"} == set(trial["settings"])
+    defaults = Config(data="digits", steps=2, width=8, noise_dim=8, batch_size=16).resolve(
+        (1, 8, 8))
+    assert defaults.model == "dcgan" and trial["defaults"] is True
+    assert all(getattr(defaults, k) == v for k, v in trial["settings"].items())
+    run = tmp_path / "run"
+    trained = run_cli("train", "--config", str(out / "best.json"), "--no-report", "--quiet",
+                      "--no-eval", "--out", str(run))
+    assert trained.returncode == 0, trained.stderr
+    scored = run_cli("eval", str(run), "--fid", "--fid-n", "20", "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["fid"] == pytest.approx(trial["fid"], rel=1e-6)
+
+
 @pytest.mark.parametrize("args,fragment", [
-    (["--objective", "fid"], "--objective must be one of"),
+    (["--objective", "nope"], "--objective must be one of"),
+    (["--objective", "fid"], "--objective fid needs image data; ring8 has samples of shape (2,)"),
+    (["--objective", "class_kl"], "--objective class_kl needs mnist data"),
+    (["--fid-n", "1"], "--fid-n must be >= 2, got 1"),
     (["--minutes", "0"], "--minutes must be positive"),
     (["--data", "missing.npy"], "missing.npy"),
 ])

