@@ -115,6 +115,19 @@ def test_tune_searches_an_image_recipe_by_fid(tmp_path, monkeypatch):
     assert json.loads(scored.stdout)["fid"] == pytest.approx(trial["fid"], rel=1e-6)
 
 
+def test_the_space_follows_the_constraint_and_the_model():
+    """Lambda is searched only under a penalty, the clipping bound only when clipping, depth
+    only for the MLP; a flag the user gave is never searched."""
+    from wgan.tune import IMAGE_SPACE, SPACE, _free_space
+
+    clipped = _free_space(Config(data="ring8", loss="wgan").resolve((2,)), set())
+    assert "clip" in clipped and "gp_lambda" not in clipped and clipped["lr"] == SPACE["lr"]
+    penalised = _free_space(Config(data="ring8").resolve((2,)), {"lr"})
+    assert "gp_lambda" in penalised and "clip" not in penalised and "lr" not in penalised
+    image = _free_space(Config(data="digits", loss="wgan").resolve((1, 8, 8)), set())
+    assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--objective", "nope"], "--objective must be one of"),
     (["--objective", "fid"], "--objective fid needs image data; ring8 has samples of shape (2,)"),
