@@ -89,12 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--objective", default=None,
                       help="the evaluation metric to optimise (default: fid, Inception FID, for "
                            "images; w1_ratio, held-out W1 over its floor, otherwise)")
-    tune.add_argument("--fid-n", type=int, default=1000, metavar="N",
-                      help="generated and real images of each FID measurement (default 1000: a "
-                           "biased FID, for ranking trials, not for comparing with papers)")
-    tune.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"),
-                      help="precision of the Inception network during the search (bf16: ~1.7x "
-                           "faster on CPUs with bf16 units; benchmarks/RESULTS.md)")
+    _add_fid_flags(tune, 1000, "generated and real images of each FID measurement (default "
+                   "1000: a biased FID, for ranking trials, not for comparing with papers)")
     _add_config_flags(tune)
 
     sample = commands.add_parser("sample", help="write samples of a trained run to a file")
@@ -121,13 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fid", action="store_true",
                           help="also Inception FID, KID, precision and recall (image runs; pip "
                                "install wgan[fid]; the protocol: docs/concepts.md)")
-    evaluate.add_argument("--fid-n", type=int, default=10_000, metavar="N",
-                          help="generated and real images for FID/KID (default 10,000, the "
-                               "comparable setting; about 0.1 s per image on a 2-core CPU)")
-    evaluate.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"),
-                          help="the Inception network's precision (default fp32; bf16 is about "
-                               "1.9x faster on CPUs with bf16 units, see benchmarks/RESULTS.md "
-                               "for what it does to FID)")
+    _add_fid_flags(evaluate, 10_000, "generated and real images for FID/KID (default 10,000, "
+                   "the comparable setting; about 0.1 s per image on a 2-core CPU)")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                           help="where to evaluate (default: auto), whatever device trained the "
                                "run")
@@ -187,3 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="smaller budgets (what the tests use)")
     return parser
+
+
+def _add_fid_flags(parser: argparse.ArgumentParser, default_n: int, n_help: str) -> None:
+    """``--fid-n`` and ``--fid-amp``, for `wgan eval` and `wgan tune`."""
+    parser.add_argument("--fid-n", type=int, default=default_n, metavar="N", help=n_help)
+    parser.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"),
+                        help="the Inception network's precision (default fp32; bf16 is about "
+                             "1.7-1.9x faster on CPUs with bf16 units, see benchmarks/RESULTS.md "
+                             "for what it does to FID)")
