@@ -118,10 +118,14 @@ def main(argv=None) -> int:
                              f"{statistics.stdev(draws):>5.2f}")
                 rows.append(row)
                 print(line, flush=True)
-    print("\n# mean ratio over seeds")
+    print("\n# mean ratio over seeds" + (" (first draw; over all draws)" if args.draws > 1 else ""))
     for name in names:
         ratios = [r["w1_ratio"] for r in rows if r["data"] == name]
-        print(f"{name:<14} {statistics.mean(ratios):.2f} (max {max(ratios):.2f})")
+        line = f"{name:<14} {statistics.mean(ratios):.2f} (max {max(ratios):.2f})"
+        if args.draws > 1:
+            means = [statistics.mean(r["w1_ratio_draws"]) for r in rows if r["data"] == name]
+            line += f"; {statistics.mean(means):.2f} (worst seed {max(means):.2f})"
+        print(line)
     if args.draws > 1:
         spread = [statistics.stdev(r["w1_ratio_draws"]) for r in rows]
         print(f"\n# evaluation noise: sd of the ratio over {args.draws} draws, mean over "
