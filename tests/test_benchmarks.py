@@ -44,3 +44,18 @@ def test_summary_ranks_the_logged_objective_by_segment_and_draws_the_figure(tmp_
     assert cells[6] == "-0.200"
     assert cells[7] == "10/10 (0.010)"
     assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_user_data_draws_score_one_run_with_other_evaluation_seeds(tmp_path):
+    """`user_data.py --draws 3`: the first draw is the CLI's evaluation (the tables' number), the
+    others use other seeds, so they differ; a loop that reused one seed would give three equal
+    ratios, one that skipped the CLI's would not start with `w1_ratio`."""
+    out = tmp_path / "rows.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "user_data.py"), "--datasets",
+                    "moons", "--seeds", "0", "--steps", "20", "--rows", "3000", "--draws", "3",
+                    "--set", "threads=1", "--json", str(out)],
+                   capture_output=True, text=True, check=True, cwd=REPO / "benchmarks")
+    (row,) = json.loads(out.read_text())
+    draws = row["w1_ratio_draws"]
+    assert len(draws) == 3 and draws[0] == row["w1_ratio"]
+    assert len(set(draws)) == 3
