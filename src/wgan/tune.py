@@ -129,10 +129,10 @@ def _free_space(resolved: Config, fixed: set[str]) -> dict[str, tuple[Any, ...]]
             if name not in fixed and used.get(name, True)}
 
 
-def default_objective(sample_shape: tuple[int, ...]) -> str:
-    """What a search optimises unless told: Inception FID for images, the held-out W1 over its
-    floor for vectors."""
-    return "fid" if len(sample_shape) == 3 else "w1_ratio"
+def default_objective(evaluators: tuple[str, ...]) -> str:
+    """What a search optimises unless told: Inception FID where the data has it (images), the
+    held-out W1 over its floor otherwise."""
+    return "fid" if OBJECTIVES["fid"][1] in evaluators else "w1_ratio"
 
 
 def suggest(trial: Any, space: dict[str, tuple[Any, ...]], data_dim: int | None
@@ -195,7 +195,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
 
     dataset = load_dataset(base)  # bad data fails here, before the study exists
     shape = dataset.sample_shape
-    objective = objective or default_objective(tuple(shape))
+    objective = objective or default_objective(tuple(dataset.evaluators))
     needs = OBJECTIVES[objective][1]
     if needs is not None and needs not in dataset.evaluators:
         raise ConfigError(f"--objective {objective} needs {_NEEDS[needs]}; {base.data} has "
@@ -220,10 +220,8 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     space = _free_space(resolved, fixed)
 
     def measure(trainer: Any) -> float:
-        if objective == "fid":
-            value = trainer.evaluate(fid=True, fid_samples=fid_n, fid_amp=fid_amp).get("fid")
-        else:
-            value = trainer.evaluate().get(objective)
+        value = trainer.evaluate(fid=objective == "fid", fid_samples=fid_n,
+                                 fid_amp=fid_amp).get(objective)
         if value is None or not math.isfinite(value):
             raise ConfigError(f"--objective {objective} is not measured on {base.data}")
         return float(value)
