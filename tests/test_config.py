@@ -29,6 +29,14 @@ def test_explicit_values_override_defaults_and_presets():
     assert config.width == 128 and config.noise_dim == 4  # from the preset
 
 
+def test_a_presets_constraint_settings_override_its_shared_ones():
+    # toy: EMA 0.999 was measured for the penalties; the other losses keep the shared 0.99
+    toy = {loss: Config(data="grid25", loss=loss).resolve().ema
+           for loss in ("wgan-gp", "wgan-lp", "wgan", "gan-ns")}
+    assert toy == {"wgan-gp": 0.999, "wgan-lp": 0.999, "wgan": 0.99, "gan-ns": 0.99}
+    assert Config(data="grid25", ema=0.5).resolve().ema == 0.5  # and the user's beat both
+
+
 def test_auto_preset_depends_on_data():
     assert Config(data="grid25").resolve().preset == "toy"
     assert Config(data="grid25").resolve().gp_lambda == 0.5
