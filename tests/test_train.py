@@ -135,3 +135,21 @@ def test_checkpoints_are_pruned_and_checksummed(tmp_path):
     messages = []
     path, _, meta = run.latest_checkpoint(warn=messages.append)
     assert meta["step"] == 40 and "checksum mismatch" in messages[0]
+
+
+@pytest.mark.parametrize("kind,critic_at_3,generator_at_3",
+                         [("none", 1.0, 1.0), ("linear", 0.25, 0.25),
+                          ("linear-generator", 1.0, 0.25)])
+def test_learning_rate_schedules_set_each_optimizer(kind, critic_at_3, generator_at_3):
+    # The rate a step trains with is set before it: step t of T uses base * (1 - t / T). With
+    # linear-generator the critic keeps its base rate; a swapped optimizer or a schedule that
+    # ignores its kind changes these numbers.
+    config = Config(data="ring8", loss="wgan-gp", steps=4, lr=1e-3, lr_generator=2e-3,
+                    lr_decay=kind, **TINY)
+    trainer = Trainer(config, log=lambda m: None)
+    for _ in range(4):
+        trainer.train_step()
+    critic = trainer.opt_critic.param_groups[0]["lr"]
+    generator = trainer.opt_generator.param_groups[0]["lr"]
+    assert critic == pytest.approx(1e-3 * critic_at_3)
+    assert generator == pytest.approx(2e-3 * generator_at_3)

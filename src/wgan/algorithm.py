@@ -128,17 +128,21 @@ class Algorithm:
 
 
 class LearningRateSchedule:
-    """Sets each optimizer's learning rate before generator iteration ``step``: constant, or
-    decaying linearly from its base value to 0 at ``total`` steps."""
+    """Sets each optimizer's learning rate before generator iteration ``step``: constant
+    (``none``), decaying linearly from its base value to 0 at ``total`` steps (``linear``), or
+    that decay for the generator only while the critic keeps its rate (``linear-generator``:
+    the critic stays able to follow the generator to the end of the run)."""
 
-    def __init__(self, optimizers: dict[torch.optim.Optimizer, float], kind: str, total: int):
+    def __init__(self, optimizers: dict[torch.optim.Optimizer, float], kind: str, total: int,
+                 constant: tuple[torch.optim.Optimizer, ...] = ()):
         self.optimizers, self.kind, self.total = optimizers, kind, total
+        self.constant = constant if kind == "linear-generator" else ()
 
     def factor(self, step: int) -> float:
-        return max(0.0, 1.0 - step / self.total) if self.kind == "linear" else 1.0
+        return max(0.0, 1.0 - step / self.total) if self.kind != "none" else 1.0
 
     def apply(self, step: int) -> None:
         factor = self.factor(step)
         for optimizer, base in self.optimizers.items():
             for group in optimizer.param_groups:
-                group["lr"] = base * factor
+                group["lr"] = base * (1.0 if optimizer in self.constant else factor)

@@ -31,7 +31,7 @@ from .presets import PRESETS, fill_defaults
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "silu")
-LR_DECAYS = ("none", "linear")
+LR_DECAYS = ("none", "linear", "linear-generator")
 DEVICES = ("auto", "cpu", "cuda")
 AMP = ("none", "bf16")
 CRITIC_NORMS = ("none", "layer", "batch")
@@ -78,8 +78,9 @@ class Config:
                                         "--lr)", default=None)
     betas: tuple[float, float] | None = _field("algorithm", "Adam betas, as two numbers",
                                                default=None)
-    lr_decay: str | None = _field("algorithm", "learning-rate schedule: none, or linear decay to "
-                                  "0 at --steps", default=None)
+    lr_decay: str | None = _field("algorithm", "learning-rate schedule: none, linear decay to 0 at "
+                                  "--steps, or linear-generator (the generator's decays, the "
+                                  "critic's stays)", default=None)
     n_critic: int | None = _field("algorithm", "critic steps per generator step", default=None)
     critic_boost: bool | None = _field("algorithm", "the official WGAN schedule: 100 critic steps "
                                        "for the first 25 generator steps and every 500th",

@@ -162,7 +162,8 @@ class Trainer:
                                             config.lr_generator, config.betas, self.device)
         self.schedule = LearningRateSchedule({self.opt_critic: config.lr,
                                               self.opt_generator: config.lr_generator},
-                                             config.lr_decay, config.steps)
+                                             config.lr_decay, config.steps,
+                                             constant=(self.opt_critic,))
         self.ema = ExponentialMovingAverage(generator, config.ema) if config.ema > 0 else None
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.step = 0

@@ -47,7 +47,7 @@ SPACE: dict[str, tuple[Any, ...]] = {
     "noise_dim": ("choice", (2, 4, 8, 16)),
     "batch_size": ("choice", (64, 128, 256, 512)),
     "ema": ("choice", (0.0, 0.99, 0.999)),
-    "lr_decay": ("choice", ("none", "linear")),
+    "lr_decay": ("choice", ("none", "linear", "linear-generator")),
     "clip": ("log", 0.003, 0.1),
 }
 
@@ -64,7 +64,7 @@ IMAGE_SPACE: dict[str, tuple[Any, ...]] = {
     "noise_dim": ("choice", (32, 64, 100, 128)),
     "batch_size": ("choice", (32, 64, 128)),
     "ema": ("choice", (0.0, 0.99, 0.999, 0.9999)),
-    "lr_decay": ("choice", ("none", "linear")),
+    "lr_decay": ("choice", ("none", "linear", "linear-generator")),
 }
 
 #: Metrics a search may optimise: their direction, and the evaluator of
