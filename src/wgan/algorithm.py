@@ -130,8 +130,8 @@ class Algorithm:
 class LearningRateSchedule:
     """Sets each optimizer's learning rate before generator iteration ``step``: constant
     (``none``), decaying linearly from its base value to 0 at ``total`` steps (``linear``), or
-    that decay for the generator only while the critic keeps its rate (``linear-generator``:
-    the critic stays able to follow the generator to the end of the run)."""
+    that decay for all but the optimizers in ``constant`` (``linear-generator``: the Trainer
+    names the critic's, which keeps its rate and so can follow the generator to the end)."""
 
     def __init__(self, optimizers: dict[torch.optim.Optimizer, float], kind: str, total: int,
                  constant: tuple[torch.optim.Optimizer, ...] = ()):
