@@ -71,7 +71,22 @@ def evaluate(run: Path, n: int, amp: str) -> dict:
     return json.loads(done.stdout)
 
 
+def ensure_classifier(data: str) -> None:
+    """MNIST's class metrics and Stacked MNIST's modes need the MNIST classifier, and `wgan eval`
+    without one only notes its absence: train and cache it first (about a minute), so that no
+    table row comes out without them."""
+    if data not in ("mnist", "stacked-mnist"):
+        return
+    from wgan.metrics.classifier import default_classifier_path
+
+    if not default_classifier_path().is_file():
+        print(f"{data}: no MNIST classifier cached, training one first", flush=True)
+        if wgan("classifier", "train").returncode != 0:
+            raise SystemExit("wgan classifier train failed")
+
+
 def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
+    ensure_classifier(args.data)
     run = args.out / f"{name}-s{seed}"
     state_file = args.out / f"{name}-s{seed}.json"
     state = load_state(state_file)

@@ -1,14 +1,19 @@
-"""The image-table script's reading side: `--summary` and `--figure` over a results folder.
+"""The image-table script's bookkeeping: `--summary` and `--figure` over a results folder, and
+the classifier a run needs.
 
 Training and scoring are the CLI's (tested elsewhere); what the script adds is bookkeeping:
-which curve point belongs to which segment of metrics.csv, and the rank correlations the
-issue's claim rests on. The state file below is written the way `one_run` writes it."""
+which curve point belongs to which segment of metrics.csv, the rank correlations the issue's
+claim rests on, and that the MNIST classifier exists before a run whose metrics need it. The
+state file below is written the way `one_run` writes it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+
+import pytest
 
 from conftest import REPO
 
@@ -59,3 +64,27 @@ def test_user_data_draws_score_one_run_with_other_evaluation_seeds(tmp_path):
     draws = row["w1_ratio_draws"]
     assert len(draws) == 3 and draws[0] == row["w1_ratio"]
     assert len(set(draws)) == 3
+
+
+def test_image_tables_train_the_classifier_before_a_run_that_needs_it(tmp_path, monkeypatch):
+    # Without the classifier `wgan eval` only notes its absence, so a Stacked MNIST row would
+    # come out without its modes. The script must train one first when none is cached, and only
+    # for the data whose metrics use it.
+    spec = importlib.util.spec_from_file_location("image_quality", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    calls = []
+    monkeypatch.setattr(script, "wgan", lambda *args: calls.append(args) or
+                        subprocess.CompletedProcess(args, 0))
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path))
+    script.ensure_classifier("fashion")
+    assert calls == []
+    script.ensure_classifier("stacked-mnist")
+    assert calls == [("classifier", "train")]
+    (tmp_path / "mnist-classifier.safetensors").write_bytes(b"cached")
+    script.ensure_classifier("mnist")
+    assert calls == [("classifier", "train")]
+    monkeypatch.setattr(script, "wgan", lambda *args: subprocess.CompletedProcess(args, 1))
+    (tmp_path / "mnist-classifier.safetensors").unlink()
+    with pytest.raises(SystemExit, match="classifier train failed"):
+        script.ensure_classifier("stacked-mnist")
