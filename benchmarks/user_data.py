@@ -6,10 +6,14 @@ rows, over the real-against-real floor (training rows against the same held-out 
     python benchmarks/user_data.py                    # every dataset, seeds 0 and 1
     python benchmarks/user_data.py --datasets moons --seeds 0 --steps 2000
     python benchmarks/user_data.py --datasets moons --draws 5   # + the ratio's evaluation noise
+    python benchmarks/user_data.py --perfect --draws 20         # the metric's own floor
 
 The ratio column is the evaluation of the CLI (evaluation seed 12345). ``--draws K`` scores each
 trained generator K times with different evaluation seeds (new generated samples, new real rows
-for the floor): how much of a ratio is the draw and not the run.
+for the floor): how much of a ratio is the draw and not the run. ``--perfect`` trains nothing: it
+scores a perfect generator, fresh rows of the very law each dataset was drawn from, the same way
+(same held-out rows, same floor), K times: the ratio a run cannot be expected to beat, and how
+often the truth itself lands above a bar such as 1.5.
 """
 
 from __future__ import annotations
@@ -65,6 +69,66 @@ def unequal_mixture(rows: int, rng: np.random.Generator) -> np.ndarray:
     return centres[which] + rng.normal(size=(rows, 2)) * scales[which, None]
 
 
+def fresh_rows(name: str, rows: int, seed: int) -> np.ndarray:
+    """``rows`` new rows of the law that ``datasets(rows)[name]`` (seed 0) was drawn from: the
+    same centres, mixing matrix and offset, other noise (``seed`` > 0 draws new rows)."""
+    if name == "blobs-5d":  # make_blobs draws its centres from random_state too: keep seed 0's
+        from sklearn.datasets import make_blobs
+
+        centres = make_blobs(rows, n_features=5, centers=6, cluster_std=0.6, random_state=0,
+                             return_centers=True)[2]
+        return make_blobs(rows, n_features=5, centers=centres, cluster_std=0.6,
+                          random_state=seed)[0]
+    if name == "gaussian-6d":  # seed 0's matrix and offset (the offset follows the rows' draw)
+        rng = np.random.default_rng(0)
+        mixing = rng.normal(size=(6, 6))
+        rng.normal(size=(rows, 6))
+        offset = rng.normal(size=6)
+        return np.random.default_rng(seed).normal(size=(rows, 6)) @ mixing + offset
+    return datasets(rows, seed)[name]  # the other shapes' parameters do not depend on the seed
+
+
+class PerfectSampler:
+    """A stand-in for a trained generator that draws from the data's own law."""
+
+    def __init__(self, name: str, rows: int):
+        self.name, self.rows = name, rows
+
+    def sample(self, n: int, seed: int | None = None, data_units: bool = True):
+        import torch
+
+        fresh = fresh_rows(self.name, self.rows, 1 + (seed or 0))
+        pick = np.random.default_rng(seed).choice(len(fresh), n, replace=False)
+        return torch.as_tensor(fresh[pick], dtype=torch.float32)
+
+
+def perfect(args: argparse.Namespace, made: dict[str, np.ndarray], names: list[str],
+            tmp: str) -> list[dict]:
+    """``--perfect``: the ratio of fresh rows of each law, over ``--draws`` evaluation seeds."""
+    from wgan import Config, Trainer
+    from wgan.evaluate import evaluate
+
+    rows = []
+    print(f"{'data':<14} {'dim':>3} {'n':>5} {'draws':>5} {'first':>6} {'mean':>6} {'sd':>5} "
+          f"{'min':>5} {'max':>5} {'> 1.5':>6}")
+    for name in names:
+        path = Path(tmp) / f"{name}.npy"
+        np.save(path, made[name])
+        trainer = Trainer(Config(data=str(path), steps=1), log=lambda m: None)
+        ratios = [evaluate(PerfectSampler(name, args.rows), trainer.data,
+                           n=trainer.config.eval_samples, seed=EVAL_SEED + DRAW_STRIDE * i)
+                  for i in range(args.draws)]
+        n, ratios = ratios[0]["n"], [r["w1_ratio"] for r in ratios]
+        sd = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+        above = sum(r > 1.5 for r in ratios) / len(ratios)
+        rows.append({"data": name, "dim": made[name].shape[1], "n": n, "perfect": True,
+                     "w1_ratio": ratios[0], "w1_ratio_draws": ratios})
+        print(f"{name:<14} {made[name].shape[1]:>3} {n:>5} {len(ratios):>5} {ratios[0]:>6.2f} "
+              f"{statistics.mean(ratios):>6.2f} {sd:>5.2f} {min(ratios):>5.2f} "
+              f"{max(ratios):>5.2f} {above:>6.0%}", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=None)
@@ -75,6 +139,8 @@ def main(argv=None) -> int:
                         help="Config override, repeatable (e.g. --set n_critic=3)")
     parser.add_argument("--draws", type=int, default=1,
                         help="evaluations per trained run, each with its own evaluation seed")
+    parser.add_argument("--perfect", action="store_true",
+                        help="train nothing: score fresh rows of each dataset's own law")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     from toy_quality import parse_value  # (this folder is on sys.path when run as a script)
@@ -85,6 +151,12 @@ def main(argv=None) -> int:
 
     made = datasets(args.rows)
     names = args.datasets or list(made)
+    if args.perfect:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = perfect(args, made, names, tmp)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 0
     rows = []
     print(f"# overrides: {overrides or 'none'}; steps: {args.steps or 'the recipe default'}")
     print(f"{'data':<14} {'dim':>3} {'seed':>4} {'preset':>6} {'z':>3} {'steps':>6} {'sec':>5} "

@@ -88,3 +88,20 @@ def test_image_tables_train_the_classifier_before_a_run_that_needs_it(tmp_path, 
     (tmp_path / "mnist-classifier.safetensors").unlink()
     with pytest.raises(SystemExit, match="classifier train failed"):
         script.ensure_classifier("stacked-mnist")
+
+
+def test_user_data_perfect_generator_scores_near_one_on_the_datasets_own_law(tmp_path):
+    """`user_data.py --perfect`: fresh rows of each dataset's law, scored like a run. Their ratio
+    must sit near 1, the floor of the metric; drawing blobs around other centres, or a Gaussian
+    with another mixing matrix or offset (each depends on the data's seed), scores 5-14."""
+    out = tmp_path / "perfect.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "user_data.py"), "--perfect",
+                    "--datasets", "blobs-5d", "gaussian-6d", "--rows", "3000", "--draws", "4",
+                    "--json", str(out)],
+                   capture_output=True, text=True, check=True, cwd=REPO / "benchmarks")
+    rows = json.loads(out.read_text())
+    assert [row["data"] for row in rows] == ["blobs-5d", "gaussian-6d"]
+    for row in rows:
+        draws = row["w1_ratio_draws"]
+        assert len(set(draws)) == 4 and row["n"] == 300
+        assert 0.75 < sum(draws) / len(draws) < 1.25, row
