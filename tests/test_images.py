@@ -101,6 +101,22 @@ def test_stacked_mnist_stacks_three_digits(shared_data):
             assert (flat == channel.flatten()).all(dim=1).any()
 
 
+def test_stacked_mnist_reference_batches_are_its_stacked_reference():
+    """FID's real images for Stacked MNIST (``reference_batches``) must be the stacked triples
+    ``reference_samples`` gives, in [-1, 1]: the inherited batches were the stored grey digits as
+    uint8, and FID compared the generator against those without a word."""
+    from wgan.data.images import StackedMNIST
+
+    digits = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    data = StackedMNIST(digits, torch.zeros(40, dtype=torch.long))
+    reference, _ = data.reference_samples(30, torch.Generator().manual_seed(5))
+    batches = list(data.reference_batches(30, torch.Generator().manual_seed(5), batch=7))
+    assert [b.shape for b in batches] == [(7, 3, 28, 28)] * 4 + [(2, 3, 28, 28)]
+    assert torch.equal(torch.cat(batches), reference)
+    assert reference.dtype == torch.float32 and reference.min() >= -1 and reference.max() <= 1
+
+
 def test_digits_need_no_files():
     data = load_dataset(Config(data="digits"))
     assert data.sample_shape == (1, 8, 8) and len(data) == 1797
