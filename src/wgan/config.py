@@ -92,7 +92,8 @@ class Config:
                                    "generator normalises over the global batch "
                                    "(SyncBatchNorm) instead of each process's own", default=False)
     ema: float | None = _field("algorithm", "decay of the generator's exponential moving average "
-                               "used for sampling and evaluation (0 = off)", default=None)
+                               "used for sampling and evaluation (0 = off; warmed up: at most "
+                               "(1 + t) / (10 + t) after t steps)", default=None)
 
     # The networks.
     model: str | None = _field("model", "architecture of generator and critic: mlp, dcgan, "

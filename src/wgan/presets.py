@@ -63,7 +63,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: 0.99 (session 11): at lr 1.7e-3 the raw generator jitters, and the shorter average let it
 #: thin moons and heavy tails (users' data at 5,000 steps: runs beyond 1.5x the held-out W1
 #: floor, 3 of 24 before, 1 of 24 after); the 2-D mixtures scored the same. Measured for the
-#: penalties only; other losses keep 0.99.
+#: penalties only; other losses keep 0.99. The average's warm-up (``wgan.ema``: the decay is
+#: at most (1 + t) / (10 + t) after t updates) reaches 0.999 only after about 9,000 steps, so in
+#: a 5,000-step run 0.999 means "the warm-up": an average over roughly the last tenth of the run
+#: (any decay from 0.9982 up gives the same run there; session 14).
 _TOY_PENALTY = {"lr": 1.7e-3, "betas": (0.5, 0.9), "gp_lambda": 0.5, "ema": 0.999}
 
 #: Named recipes: settings for every loss ("all"), then per-constraint settings. ``paper`` is the
