@@ -117,6 +117,25 @@ def test_stacked_mnist_reference_batches_are_its_stacked_reference():
     assert reference.dtype == torch.float32 and reference.min() >= -1 and reference.max() <= 1
 
 
+def test_stacked_mnist_reference_triples_are_of_held_out_digits(shared_data):
+    """The real triples FID compares against are made of test digits the generator never trained
+    on; the floor's other sample of training digits (before, both were training digits, against
+    what docs/concepts.md promises)."""
+    from wgan.data.images import StackedMNIST
+
+    train, test = torch.zeros(50, 1, 4, 4, dtype=torch.uint8), torch.full((20, 1, 4, 4), 255,
+                                                                          dtype=torch.uint8)
+    data = StackedMNIST(train, torch.zeros(50, dtype=torch.long), held_out=test)
+    reference, other = data.reference_samples(30, torch.Generator().manual_seed(0))
+    assert reference.shape == other.shape == (30, 3, 4, 4)
+    assert (reference == 1).all() and (other == -1).all()
+    batches = torch.cat(list(data.reference_batches(30, torch.Generator().manual_seed(0), 8)))
+    assert torch.equal(batches, reference)
+    assert (data.sample(10, torch.Generator().manual_seed(0)) == -1).all()  # training: train
+    loaded = load_dataset(Config(data="stacked-mnist", data_dir=str(shared_data / "mnist")))
+    assert len(loaded) == 60_000 and len(loaded.held_out) == 10_000
+
+
 def test_digits_need_no_files():
     data = load_dataset(Config(data="digits"))
     assert data.sample_shape == (1, 8, 8) and len(data) == 1797

@@ -87,35 +87,47 @@ class ImageDataset(TensorDataset):
 class StackedMNIST(TensorDataset):
     """Each sample stacks three uniformly drawn MNIST digits as its three channels, so the
     distribution has 10^3 modes (the VEEGAN/PacGAN mode-collapse benchmark). Samples are composed
-    on the fly from the MNIST tensor, on the training device."""
+    on the fly from the MNIST training digits, on the training device; the evaluation's real
+    triples (FID's reference) from the ``held_out`` test digits."""
 
     evaluators = ("stacked-mnist", "inception")
 
-    def __init__(self, digits: Tensor, labels: Tensor):
-        super().__init__("stacked-mnist", digits)  # digits: (N, 1, H, W)
+    def __init__(self, digits: Tensor, labels: Tensor, held_out: Tensor | None = None):
+        super().__init__("stacked-mnist", digits, held_out=held_out)  # digits: (N, 1, H, W)
         self.labels = labels
         self.sample_shape = (3, *digits.shape[2:])
 
-    def _stack(self, index: Tensor) -> Tensor:
-        """Images from an (n, 3) index of digits: digit ``index[i, c]`` is channel ``c``."""
-        return to_unit_range(self.data[index.flatten()].view(len(index), 3, *self.data.shape[2:]))
+    @staticmethod
+    def _stack(digits: Tensor, index: Tensor) -> Tensor:
+        """Images from an (n, 3) index into ``digits``: digit ``index[i, c]`` is channel ``c``."""
+        return to_unit_range(digits[index.flatten()].view(len(index), 3, *digits.shape[2:]))
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        return self._stack(torch.randint(len(self), (n, 3), device=self.data.device,
-                                         generator=generator))
+        index = torch.randint(len(self), (n, 3), device=self.data.device, generator=generator)
+        return self._stack(self.data, index)
+
+    def _reference_triples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The evaluation's real triples, as (digits, (n, 3) index): of the held-out (test)
+        digits, never trained on, where there are any (they stay where they were loaded, like
+        every dataset's held-out rows); else of the training digits."""
+        digits = self.data if self.held_out is None else self.held_out
+        index = torch.randint(len(digits), (n, 3), device=generator.device, generator=generator)
+        return digits, index.to(digits.device)
 
     def reference_samples(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        # 60,000^3 triples: two fresh samples share (almost) nothing.
-        return self.sample(n, generator), self.sample(n, generator)
+        """Triples of held-out digits (the reference), then triples of training digits (the
+        floor's other sample). 10,000^3 triples: two draws share (almost) no triple."""
+        reference = self._stack(*self._reference_triples(n, generator))
+        return reference, self.sample(n, generator)
 
     def reference_batches(self, n: int, generator: torch.Generator, batch: int
                           ) -> Iterator[Tensor]:
         """The first of :meth:`reference_samples` (the same triples), stacked a batch at a time.
         (The inherited one would yield single grey digits as stored: FID against the wrong
         images.)"""
-        index = torch.randint(len(self), (n, 3), device=self.data.device, generator=generator)
+        digits, index = self._reference_triples(n, generator)
         for start in range(0, n, batch):
-            yield self._stack(index[start:start + batch])
+            yield self._stack(digits, index[start:start + batch])
 
 
 def load_mnist_like(name: str, data_dir: str | None, image_size: int | None) -> ImageDataset:
@@ -132,7 +144,9 @@ def load_stacked_mnist(data_dir: str | None, image_size: int | None) -> StackedM
     from .idx import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", data_dir, split="train")
-    return StackedMNIST(resized_uint8(images, image_size), labels)
+    test_images, _ = load_idx_dataset("mnist", data_dir, split="test")
+    return StackedMNIST(resized_uint8(images, image_size), labels,
+                        held_out=resized_uint8(test_images, image_size))
 
 
 def load_digits(image_size: int | None) -> ImageDataset:
