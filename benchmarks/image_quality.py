@@ -115,7 +115,7 @@ def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
         state["curve"].append({key: result.get(key) for key in
                                ("step", "fid", "kid", "precision", "recall", "critic_estimate",
                                 "w1_ratio", "classes_captured", "class_kl", "stacked_modes",
-                                "stacked_kl")})
+                                "stacked_kl", "fid_protocol", "fid_reference")})
         save_state(state_file, state)
         print(f"{name} seed {seed}: step {result['step']}, FID@{args.curve_n} "
               f"{result['fid']:.2f}, critic estimate {result['critic_estimate']:.4g}", flush=True)
@@ -157,6 +157,17 @@ def logged_objective(run: Path, marks: list[int]) -> list[float]:
     return values
 
 
+def comparable(curve: list[dict]) -> list[dict]:
+    """The curve points whose FID was measured against the same reference as the last one's (the
+    same protocol and real images): a run resumed across a protocol change keeps its earlier
+    points, which no longer rank with the later ones. Points saved before the reference was
+    recorded count as one reference."""
+    if not curve:
+        return curve
+    last = (curve[-1].get("fid_protocol"), curve[-1].get("fid_reference"))
+    return [p for p in curve if (p.get("fid_protocol"), p.get("fid_reference")) == last]
+
+
 def summary(out: Path) -> None:
     """The table of every run in ``out``: the final FID, and how the critic's estimate (fresh
     samples, at each checkpoint) and its logged training objective rank with the curve's FID."""
@@ -166,13 +177,15 @@ def summary(out: Path) -> None:
     for state_file in sorted(out.glob("*.json")):
         state = json.loads(state_file.read_text())
         final = state.get("final")
-        curve = state["curve"]
+        curve = comparable(state["curve"])
         fids = [p["fid"] for p in curve]
         rho = (spearman([p["critic_estimate"] for p in curve], fids)
                if len(curve) > 2 else float("nan"))
         run = out / state_file.stem
         logged = (spearman(logged_objective(run, [p["step"] for p in curve]), fids)
                   if len(curve) > 2 and (run / "metrics.csv").is_file() else float("nan"))
+        dropped = len(state["curve"]) - len(curve)
+        note = f" ({len(curve)} of {len(state['curve'])} points)" if dropped else ""
         fid = f"{final['fid']:.2f} ({final['fid_n']})" if final else "-"
         half = state.get("final_bf16")
         parity = (f"{half['fid']:.2f} ({100 * (half['fid'] / final['fid'] - 1):+.2f}%)"
@@ -185,8 +198,8 @@ def summary(out: Path) -> None:
                 break
         print(f"| {state_file.stem} | {curve[-1]['step'] if curve else 0} | {fid} | "
               f"{final.get('precision', float('nan')) if final else '-'} | "
-              f"{final.get('recall', float('nan')) if final else '-'} | {rho:.3f} | "
-              f"{logged:.3f} | {modes} | {parity} | {state['train_s'] / 60:.1f} | "
+              f"{final.get('recall', float('nan')) if final else '-'} | {rho:.3f}{note} | "
+              f"{logged:.3f}{note} | {modes} | {parity} | {state['train_s'] / 60:.1f} | "
               f"{(state['eval_s'] + state.get('final_eval_s', 0)) / 60:.1f} |")
 
 
@@ -199,6 +212,7 @@ def figure(out: Path, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     states = [(f.stem, json.loads(f.read_text())) for f in sorted(out.glob("*.json"))]
+    states = [(name, {**state, "curve": comparable(state["curve"])}) for name, state in states]
     states = [(name, state) for name, state in states if len(state["curve"]) > 2]
     columns = min(max(len(states), 1), 3)
     rows = max(-(-len(states) // columns), 1)

@@ -51,6 +51,23 @@ def test_summary_ranks_the_logged_objective_by_segment_and_draws_the_figure(tmp_
     assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_summary_ranks_only_the_points_of_the_last_points_reference(tmp_path):
+    # A run resumed across a change of FID reference (a protocol version, other real images):
+    # its first two points' FIDs were measured against other images and run against the
+    # critic's estimate; over all six rho would be -0.371. The last four, ranked alone: 1.
+    curve = [{"step": s, "fid": f, "critic_estimate": e, "fid_protocol": "v2",
+              "fid_reference": ref} for s, f, e, ref in
+             ((100, 10.0, 3.0, "old"), (200, 5.0, 2.5, "old"), (300, 90.0, 2.0, "new"),
+              (400, 60.0, 1.5, "new"), (500, 40.0, 1.2, "new"), (600, 30.0, 1.0, "new"))]
+    (tmp_path / "mnist-wgan-s0.json").write_text(json.dumps(
+        {"curve": curve, "train_s": 60.0, "eval_s": 6.0, "curve_n": 500}))
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--summary"],
+                          capture_output=True, text=True, check=True)
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| mnist-wgan-s0"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[5] == "1.000 (4 of 6 points)"
+
+
 def test_user_data_draws_score_one_run_with_other_evaluation_seeds(tmp_path):
     """`user_data.py --draws 3`: the first draw is the CLI's evaluation (the tables' number), the
     others use other seeds, so they differ; a loop that reused one seed would give three equal

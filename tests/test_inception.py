@@ -221,6 +221,10 @@ def test_real_feature_cache_is_keyed_by_content(tmp_path, monkeypatch):
     assert not np.array_equal(a, b)
     assert again.dtype == a.dtype == np.float32 and np.array_equal(a, again)
     assert len(list((tmp_path / "fid").glob("mnist-10-*.npy"))) == 2
+    # The key names the reference: equal for the same images (cached or not), not for others.
+    keys = [inception.keyed_real_features(d, 10, 0, model, cpu, log=logs.append)[1]
+            for d in (first, other, first)]
+    assert keys[0] == keys[2] != keys[1] and len(logs) == 2
 
 
 def test_real_inception_fid_is_small_on_real_data_and_rises_with_noise():

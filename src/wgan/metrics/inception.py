@@ -268,6 +268,14 @@ def real_features(data: Any, n: int, seed: int, model: Any, device: torch.device
     """Features of ``n`` real images (held out of training where the data has them), cached in
     ``$WGAN_CACHE/fid`` under a key made of the images' own bytes, the network file's digest, the
     precision and :data:`PROTOCOL`: other data under the same name, or changed files, miss."""
+    return keyed_real_features(data, n, seed, model, device, log, amp)[0]
+
+
+def keyed_real_features(data: Any, n: int, seed: int, model: Any, device: torch.device,
+                        log: Callable[[str], None] = print, amp: str = "fp32"
+                        ) -> tuple[np.ndarray, str]:
+    """:func:`real_features` and their cache key, which names the reference exactly (two FIDs
+    compare only if their keys are equal)."""
     def images() -> Iterable[Tensor]:
         rng = torch.Generator(device=data.device).manual_seed(seed)
         return data.reference_batches(n, rng, READ_BATCH)
@@ -283,7 +291,7 @@ def real_features(data: Any, n: int, seed: int, model: Any, device: torch.device
         try:
             cached = np.load(path, allow_pickle=False)
             if cached.shape == (n, FEATURES) and cached.dtype == np.float32:
-                return cached
+                return cached, key
         except (OSError, ValueError):
             pass  # unreadable cache: recompute
     log(f"FID: Inception features of {n} real {data.name} images (cached in {path.parent})")
@@ -291,7 +299,7 @@ def real_features(data: Any, n: int, seed: int, model: Any, device: torch.device
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, features)
-    return features
+    return features, key
 
 
 def fid_kid(sampler: Any, data: Any, n: int, seed: int, device: torch.device,
@@ -299,7 +307,7 @@ def fid_kid(sampler: Any, data: Any, n: int, seed: int, device: torch.device,
     """FID, KID, precision and recall between ``n`` generated images (from ``sampler``) and
     ``n`` real ones, by the protocol of this module."""
     model = load_inception(str(device))
-    real = real_features(data, n, seed, model, device, log, amp)
+    real, reference = keyed_real_features(data, n, seed, model, device, log, amp)
     log(f"FID: Inception features of {n} generated images")
 
     def generated() -> Iterable[Tensor]:
@@ -310,7 +318,8 @@ def fid_kid(sampler: Any, data: Any, n: int, seed: int, device: torch.device,
     fake = inception_features(generated(), n, model, device, amp=amp, progress="generated images")
     kid, kid_std = kernel_inception_distance(real, fake, seed=seed)
     results = {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std, "fid_n": n,
-               "fid_protocol": PROTOCOL + ("-bf16" if amp == "bf16" else "")}
+               "fid_protocol": PROTOCOL + ("-bf16" if amp == "bf16" else ""),
+               "fid_reference": reference}
     if n > 3:
         results["precision"], results["recall"] = precision_recall(real, fake)
     return results
