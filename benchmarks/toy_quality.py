@@ -10,6 +10,11 @@ Examples::
 Each run trains with the Trainer for ``--steps`` generator steps or ``--budget`` seconds, whichever
 comes first, checking mode coverage every ``--check-every`` steps (the time spent checking is not
 counted). Prints one table; ``--json FILE`` also writes the rows.
+
+``--jobs N`` trains N runs at once, each in its own process with ``--threads`` threads (default
+1): these MLPs gain little from a second thread, so on 2 cores two one-thread runs side by side
+finish in about the time of one two-thread run (benchmarks/RESULTS.md, session 15). A run's
+numbers do not depend on how many run beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import argparse
 import json
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import torch
 
@@ -85,6 +92,15 @@ def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_ev
                                        "w1_ratio")}}
 
 
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _run_one(job: tuple) -> dict:
+    return run_one(*job)
+
+
 def _kl(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -99,13 +115,18 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="training seconds per run")
     parser.add_argument("--check-every", type=int, default=250)
     parser.add_argument("--target-hq", type=float, default=0.95)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per run (default: PyTorch's; 1 with --jobs)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, one process each")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Config override, repeatable (e.g. --set width=256)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    threads = args.threads or (1 if args.jobs > 1 else None)
+    _set_threads(threads)
     overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
 
     rows = []
@@ -113,17 +134,24 @@ def main() -> None:
               f"{'>=20':>5} {'HQ %':>6} {'rev KL':>7} {'W1/floor':>8} {'t->target':>9}")
     print(f"# overrides: {overrides or 'none'}; target: all modes and HQ >= {args.target_hq}")
     print(header, flush=True)
-    for loss in args.losses:
-        for data in args.data:
-            for seed in args.seeds:
-                row = run_one(loss, data, seed, args.steps, args.budget, args.check_every,
-                              (1.0, args.target_hq), overrides)
-                rows.append(row)
-                ttt = "-" if row["time_to_target"] is None else f"{row['time_to_target']:.0f}s"
-                print(f"{loss:8} {data:7} {seed:>4} {row['steps']:>6} {row['seconds']:>6} "
-                      f"{row['modes_captured']:>3}/{row['modes_total']:<3} "
-                      f"{row['modes_with_20']:>5} {100 * row['high_quality_fraction']:>6.1f} "
-                      f"{_kl(row['reverse_kl']):>7} {row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
+    jobs = [(loss, data, seed, args.steps, args.budget, args.check_every,
+             (1.0, args.target_hq), overrides)
+            for loss in args.losses for data in args.data for seed in args.seeds]
+    pool = (ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
+                                initializer=_set_threads, initargs=(threads,))
+            if args.jobs > 1 else None)
+    try:
+        for row in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):  # in order
+            rows.append(row)
+            loss, data, seed = row["loss"], row["data"], row["seed"]
+            ttt = "-" if row["time_to_target"] is None else f"{row['time_to_target']:.0f}s"
+            print(f"{loss:8} {data:7} {seed:>4} {row['steps']:>6} {row['seconds']:>6} "
+                  f"{row['modes_captured']:>3}/{row['modes_total']:<3} "
+                  f"{row['modes_with_20']:>5} {100 * row['high_quality_fraction']:>6.1f} "
+                  f"{_kl(row['reverse_kl']):>7} {row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     print("\n# means over seeds")
     for loss in args.losses:
         for data in args.data:

@@ -122,3 +122,26 @@ def test_user_data_perfect_generator_scores_near_one_on_the_datasets_own_law(tmp
         draws = row["w1_ratio_draws"]
         assert len(set(draws)) == 4 and row["n"] == 300
         assert 0.75 < sum(draws) / len(draws) < 1.25, row
+
+
+def test_toy_quality_jobs_side_by_side_give_the_rows_of_one_after_another(tmp_path):
+    """`--jobs 2` trains runs in two processes at once: each row must be the very row the same
+    run gives alone (a worker that mixed up seeds, lost the `--set` overrides or reordered the
+    rows would differ)."""
+    script = REPO / "benchmarks" / "toy_quality.py"
+    common = [sys.executable, str(script), "--losses", "wgan-gp", "--data", "ring8", "--seeds",
+              "0", "1", "--steps", "40", "--check-every", "1000", "--budget", "1000",
+              "--set", "width=32"]
+    rows = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        subprocess.run([*common, "--threads", "1", "--jobs", jobs, "--json", str(out)],
+                       check=True, capture_output=True, text=True, timeout=300)
+        rows[jobs] = [{k: v for k, v in row.items() if k not in ("seconds", "time_to_target",
+                                                                   "time_to_all_modes")}
+                      for row in json.loads(out.read_text())]
+    assert [row["seed"] for row in rows["2"]] == [0, 1]
+    assert rows["1"] == rows["2"]
+    assert rows["2"][0]["w1_exact"] != rows["2"][1]["w1_exact"]  # two seeds, two runs
+    done = subprocess.run([*common, "--jobs", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--jobs must be at least 1, got 0" in done.stderr
