@@ -184,8 +184,8 @@ def summary(out: Path) -> None:
         run = out / state_file.stem
         logged = (spearman(logged_objective(run, [p["step"] for p in curve]), fids)
                   if len(curve) > 2 and (run / "metrics.csv").is_file() else float("nan"))
-        dropped = len(state["curve"]) - len(curve)
-        note = f" ({len(curve)} of {len(state['curve'])} points)" if dropped else ""
+        note = (f" ({len(curve)} of {len(state['curve'])} points)"
+                if len(curve) < len(state["curve"]) else "")
         fid = f"{final['fid']:.2f} ({final['fid_n']})" if final else "-"
         half = state.get("final_bf16")
         parity = (f"{half['fid']:.2f} ({100 * (half['fid'] / final['fid'] - 1):+.2f}%)"
