@@ -1,16 +1,20 @@
 """Inception feature extraction, side by side in one process: the plain way (the TorchScript file
 as loaded, ``F.interpolate`` resize, NCHW, ``no_grad``, batch 50: this project before the FID
-protocol work) against :func:`wgan.metrics.inception.inception_features` in fp32 and in bf16.
+protocol work) against :func:`wgan.metrics.inception.inception_features` in fp32 and in bf16,
+with the network run by PyTorch and, when it is installed, by OpenVINO.
 
     python benchmarks/inception_speed.py [--images 100] [--threads 2]
     python benchmarks/inception_speed.py --parity RUN [--parity-n 2000]   # FID fp32 vs bf16
+    python benchmarks/inception_speed.py --parity RUN --variants openvino:fp32 openvino:bf16
     python benchmarks/inception_speed.py --frechet [--threads 2]   # FID from features: two ways
 
 The speed part times the network on the same 28 x 28 grey images for each variant, after one
 warm-up batch, and prints milliseconds per image, the ratio to the plain way and the projected
-time for 10,000 images. ``--parity`` scores a trained run's generator against its real data at
-both precisions (same images, same cache rules) and prints the relative FID difference: bf16 may
-become the default only if it stays under 0.5% on the image tables. ``--frechet`` times the step
+time for 10,000 images, and for the OpenVINO rows the largest difference of their features from
+PyTorch's fp32 ones. ``--parity`` scores a trained run's generator against its real data with
+each ``--variants`` entry (``backend:precision``; default ``torch:fp32 torch:bf16``; same images,
+same cache rules) and prints each one's FID difference from the first: bf16 may become the
+default only if it stays under 0.5% on the image tables. ``--frechet`` times the step
 after the network, FID from 2,048-dimensional features, by the covariance formula
 (``frechet_distance(*gaussian_stats(a), *gaussian_stats(b))``) and by
 :func:`wgan.metrics.frechet.frechet_distance_of_samples` (what ``wgan`` uses), on random
@@ -67,21 +71,44 @@ def speed(images: int, threads: int) -> None:
               lambda warmup, amp=amp: inception.inception_features(
                   warm if warmup else data, len(warm) if warmup else images, ours, cpu, amp=amp),
               base, images)
+    if inception.resolve_backend("auto", cpu) != "openvino":
+        print("\n(OpenVINO is not installed: no OpenVINO rows)")
+        return
+    reference = inception.inception_features(data, images, ours, cpu)
+    differences = {}
+    for amp in ("fp32", "bf16"):
+        network = inception.load_inception("cpu", "openvino", amp)
+
+        def run(warmup: bool, amp: str = amp, network=network) -> None:
+            features = inception.inception_features(warm if warmup else data,
+                                                    len(warm) if warmup else images, network,
+                                                    cpu, amp=amp)
+            if not warmup:
+                differences[amp] = float(abs(features - reference).max())
+
+        timed(f"wgan {amp}, OpenVINO (batch {inception.BATCH})", run, base, images)
+    print("\nlargest feature difference from wgan fp32 (PyTorch): "
+          + ", ".join(f"OpenVINO {amp} {value:.2e}" for amp, value in differences.items()))
 
 
-def parity(run: str, n: int) -> None:
+def parity(run: str, n: int, variants: list[str]) -> None:
     from wgan.inference import load_run
 
     loaded = load_run(run, log=lambda m: None)
     results = {}
-    for amp in ("fp32", "bf16"):
+    for variant in variants:
+        backend, amp = variant.split(":")
         start = time.perf_counter()
-        results[amp] = loaded.evaluate(n=200, fid=True, fid_samples=n, fid_amp=amp)
-        print(f"{amp}: FID {results[amp]['fid']:.4f}, precision {results[amp]['precision']:.4f}, "
-              f"recall {results[amp]['recall']:.4f} ({time.perf_counter() - start:.0f} s)",
-              flush=True)
-    diff = abs(results["bf16"]["fid"] - results["fp32"]["fid"]) / results["fp32"]["fid"]
-    print(f"step {loaded.step}, n = {n}: bf16 moves FID by {100 * diff:.2f}%")
+        result = results[variant] = loaded.evaluate(n=200, fid=True, fid_samples=n, fid_amp=amp,
+                                                    fid_backend=backend)
+        print(f"{variant}: FID {result['fid']:.4f}, precision {result['precision']:.4f}, "
+              f"recall {result['recall']:.4f}, KID {result['kid']:.5f} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    first = results[variants[0]]["fid"]
+    for variant in variants[1:]:
+        diff = (results[variant]["fid"] - first) / first
+        print(f"step {loaded.step}, n = {n}: {variant} moves FID by {100 * diff:+.2f}% "
+              f"from {variants[0]}")
 
 
 def frechet_before(mu1, sigma1, mu2, sigma2) -> float:
@@ -134,13 +161,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parity", metavar="RUN")
     parser.add_argument("--parity-n", type=int, default=2000)
+    parser.add_argument("--variants", nargs="+", default=["torch:fp32", "torch:bf16"],
+                        help="backend:precision pairs for --parity; the first is the reference")
     parser.add_argument("--frechet", action="store_true",
                         help="time FID from features by both routes instead")
     args = parser.parse_args()
     if args.frechet:
         frechet(args.threads)
     elif args.parity:
-        parity(args.parity, args.parity_n)
+        parity(args.parity, args.parity_n, args.variants)
     else:
         speed(args.images, args.threads)
 

@@ -2,6 +2,7 @@
 input protocol against TensorFlow's own resize, the cache, and the real Inception network
 (installed by .ci/run with the `fid` extra)."""
 
+import importlib.util
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from conftest import fid_weights_or_skip, pooled_features, run_cli
+from wgan.errors import ConfigError
 from wgan.metrics import inception
 from wgan.metrics.frechet import frechet_distance, gaussian_stats
 from wgan.metrics.inception import (
@@ -200,6 +202,58 @@ def test_features_of_a_fixed_image_match_the_tensorflow_pipeline():
     assert int(features.argmax()) == TF_FEATURES_ARGMAX
 
 
+def _openvino_or_skip():
+    """Skip without OpenVINO (fail instead where CI requires the fid extra, which brings it)."""
+    fid_weights_or_skip()
+    if importlib.util.find_spec("openvino") is None:
+        if os.environ.get("WGAN_REQUIRE_FID") == "1":
+            pytest.fail("the FID tests need the fid extra, with OpenVINO (WGAN_REQUIRE_FID=1)")
+        pytest.skip("OpenVINO is not installed")
+
+
+def test_openvino_backend_gives_the_torch_features():
+    """OpenVINO runs the same network: on the fixed image the TensorFlow features, and on
+    random images PyTorch's to float rounding. Left to itself OpenVINO would pick bf16 on a CPU
+    with bf16 units (features off by ~0.1); bf16 is asked for only by ``amp``, and it is keyed
+    apart from PyTorch's bf16."""
+    _openvino_or_skip()
+    cpu = torch.device("cpu")
+    network = inception.load_inception("cpu", "openvino")
+    assert isinstance(network, inception.OpenVINOInception)
+    features = inception.inception_features(fixed_image() / 127.5 - 1, 1, network, cpu)[0]
+    assert features.dtype == np.float32
+    assert features[:8] == pytest.approx(TF_FEATURES, abs=2e-4)
+    assert float(np.linalg.norm(features)) == pytest.approx(TF_FEATURES_NORM, abs=1e-3)
+    images = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ours = inception.inception_features(images, 6, network, cpu)
+    theirs = inception.inception_features(images, 6, inception.load_inception("cpu"), cpu)
+    assert np.abs(ours - theirs).max() < 1e-4
+    assert inception.precision_tag(network, "fp32") == "fp32"
+    assert inception.precision_tag(network, "bf16") == "bf16-openvino"
+    assert inception.precision_tag(inception.load_inception("cpu"), "bf16") == "bf16"
+    with pytest.raises(ValueError, match="compiled for fp32"):
+        inception.inception_features(images, 6, network, cpu, amp="bf16")
+
+
+def test_backend_choice(monkeypatch):
+    """auto: OpenVINO on the CPU when installed, PyTorch elsewhere; an impossible explicit
+    choice is one clear error, never a silent fall-back."""
+    assert inception.resolve_backend("torch", "cpu") == "torch"
+    assert inception.resolve_backend("auto", "cuda") == "torch"
+    with pytest.raises(ConfigError, match="CPU only"):
+        inception.resolve_backend("openvino", "cuda")
+    with pytest.raises(ConfigError, match="must be one of"):
+        inception.resolve_backend("onnx", "cpu")
+    if importlib.util.find_spec("openvino") is not None:
+        assert inception.resolve_backend("auto", "cpu") == "openvino"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "openvino" else real_find_spec(name, *a))
+    assert inception.resolve_backend("auto", "cpu") == "torch"
+    with pytest.raises(ConfigError, match="needs OpenVINO"):
+        inception.resolve_backend("openvino", "cpu")
+
+
 def test_real_feature_cache_is_keyed_by_content(tmp_path, monkeypatch):
     """Two datasets under one name with different images must not share cached features; the
     same images must hit the cache, with the same dtype as the first computation."""
@@ -276,6 +330,17 @@ def test_eval_fid_through_the_cli_caches_real_statistics(tmp_path):
         assert json.loads(second.stdout)["fid"] == result["fid"]
         assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
         assert result["kid_std"] > 0
+        # The other backend reads the same cached real features (fp32 keys do not name the
+        # backend) and gives the same FID but for float rounding.
+        assert result["fid_backend"] == inception.resolve_backend("auto")
+        other = "torch" if result["fid_backend"] == "openvino" else "openvino"
+        if other == "torch" or importlib.util.find_spec("openvino") is not None:
+            third = run_cli("eval", str(run), "--fid", "--fid-n", "20", "--json", "--n", "50",
+                            "--fid-backend", other)
+            assert third.returncode == 0, third.stderr
+            assert "real digits images" not in third.stderr
+            assert json.loads(third.stdout)["fid_backend"] == other
+            assert json.loads(third.stdout)["fid"] == pytest.approx(result["fid"], rel=1e-3)
         bad = run_cli("eval", str(run), "--fid", "--fid-n", "5000")
         assert bad.returncode == 2 and "--fid-n 898" in bad.stderr
     finally:

@@ -181,9 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_fid_flags(parser: argparse.ArgumentParser, default_n: int, n_help: str) -> None:
-    """``--fid-n`` and ``--fid-amp``, for `wgan eval` and `wgan tune`."""
+    """``--fid-n``, ``--fid-amp`` and ``--fid-backend``, for `wgan eval` and `wgan tune`."""
     parser.add_argument("--fid-n", type=int, default=default_n, metavar="N", help=n_help)
     parser.add_argument("--fid-amp", default="fp32", choices=("fp32", "bf16"),
                         help="the Inception network's precision (default fp32; bf16 is about "
                              "1.7-1.9x faster on CPUs with bf16 units, see benchmarks/RESULTS.md "
                              "for what it does to FID)")
+    parser.add_argument("--fid-backend", default="auto", choices=("auto", "torch", "openvino"),
+                        help="what runs the Inception network: PyTorch, or OpenVINO (CPU only; "
+                             "the same features to about 1e-5 in fp32, about 1.7x faster; "
+                             "installed by 'wgan[fid]'); default auto: OpenVINO on the CPU when "
+                             "it is installed")

@@ -160,7 +160,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise WganError(f"--fid-n must be >= 2, got {args.fid_n}")
     run = load_run(args.run, device=args.device, log=_log)
     results = run.evaluate(n=args.n, seed=args.seed, classifier=args.classifier, fid=args.fid,
-                           fid_samples=args.fid_n, fid_amp=args.fid_amp)
+                           fid_samples=args.fid_n, fid_amp=args.fid_amp,
+                           fid_backend=args.fid_backend)
     results["checkpoint"] = run.checkpoint_file.name
     print(json.dumps(results) if args.json else _format_results(results))
     return 0
@@ -228,7 +229,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("tune") / f"{Path(config.data).stem}-{config.loss}")
     configure_process(config)  # --threads, --tune-malloc, as `wgan train` does
     result = tune(config, out, args.minutes, fixed, args.seeds, args.trials, args.objective,
-                  log=_log, fid_n=args.fid_n, fid_amp=args.fid_amp)
+                  log=_log, fid_n=args.fid_n, fid_amp=args.fid_amp, fid_backend=args.fid_backend)
     print(f"best {result.objective}: {result.best_value:.4g} after {result.trials_done} trials "
           f"({result.trials_pruned} stopped early) in {result.seconds / 60:.1f} min"
           + ("" if result.defaults_value is None

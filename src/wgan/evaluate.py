@@ -36,6 +36,8 @@ class EvalOptions:
             ``pip install wgan[fid]``).
         fid_samples: generated and real images for FID/KID (10,000 is the comparable setting).
         fid_amp: the Inception network's precision, ``"fp32"`` or ``"bf16"``.
+        fid_backend: what runs the Inception network: ``"auto"``, ``"torch"`` or ``"openvino"``
+            (:func:`wgan.metrics.inception.resolve_backend`).
         log: where one-line notes go.
     """
 
@@ -44,6 +46,7 @@ class EvalOptions:
     fid_samples: int = 10_000
     fid_amp: str = "fp32"
     log: Callable[[str], None] = print
+    fid_backend: str = "auto"
 
 
 @dataclass
@@ -198,7 +201,7 @@ def inception_metrics(context: EvalContext) -> dict[str, Any]:
 
     return inception.fid_kid(context.sampler, context.data, context.options.fid_samples,
                              context.seed + 6, context.device, log=context.options.log,
-                             amp=context.options.fid_amp)
+                             amp=context.options.fid_amp, backend=context.options.fid_backend)
 
 
 EVALUATORS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {

@@ -88,11 +88,13 @@ class TrainedRun:
 
     def evaluate(self, n: int | None = None, seed: int = 12345,
                  classifier: str | Path | None = None, fid: bool = False,
-                 fid_samples: int = 10_000, fid_amp: str = "fp32") -> dict[str, Any]:
+                 fid_samples: int = 10_000, fid_amp: str = "fp32",
+                 fid_backend: str = "auto") -> dict[str, Any]:
         """:func:`wgan.evaluate.evaluate` on the run's data; ``step`` is added."""
         data = self.data
         sampler, raw = self.sampler(data=data), self.sampler(raw=True, data=data)
-        options = EvalOptions(classifier, fid, fid_samples, fid_amp, log=self.log)
+        options = EvalOptions(classifier, fid, fid_samples, fid_amp, log=self.log,
+                              fid_backend=fid_backend)
         results = evaluate(sampler, data, self.critic, raw, n or self.config.eval_samples, seed,
                            options)
         return {"step": self.step, **results}

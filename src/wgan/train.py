@@ -346,9 +346,11 @@ class Trainer:
 
     def evaluate(self, n: int | None = None, seed: int = 12345,
                  classifier: str | Path | None = None, fid: bool = False,
-                 fid_samples: int = 10_000, fid_amp: str = "fp32") -> dict[str, Any]:
+                 fid_samples: int = 10_000, fid_amp: str = "fp32",
+                 fid_backend: str = "auto") -> dict[str, Any]:
         """See :func:`wgan.evaluate.evaluate`; ``step`` is added."""
-        options = EvalOptions(classifier, fid, fid_samples, fid_amp, log=self.log)
+        options = EvalOptions(classifier, fid, fid_samples, fid_amp, log=self.log,
+                              fid_backend=fid_backend)
         results = evaluate(self.sampler(), self.data, self.critic, self.sampler(raw=True),
                            n or self.config.eval_samples, seed, options)
         return {"step": self.step, **results}

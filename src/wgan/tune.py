@@ -176,12 +176,12 @@ def default_settings(resolved: Config, space: dict[str, tuple[Any, ...]],
 def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozenset(),
          seeds: tuple[int, ...] | None = None, trials: int | None = None,
          objective: str | None = None, log: Callable[[str], None] = print,
-         fid_n: int = 1000, fid_amp: str = "fp32") -> TuneResult:
+         fid_n: int = 1000, fid_amp: str = "fp32", fid_backend: str = "auto") -> TuneResult:
     """Search the recipe for ``base`` (see the module docstring). ``fixed`` names the Config
     fields the user set, which are not searched; ``seeds`` defaults to ``(base.seed,)``;
-    ``objective`` to :func:`default_objective`. ``fid_n`` and ``fid_amp``: the generated and
-    real images of each FID measurement and the Inception network's precision (objective
-    ``fid``; the real images' features are computed once and cached)."""
+    ``objective`` to :func:`default_objective`. ``fid_n``, ``fid_amp`` and ``fid_backend``: the
+    generated and real images of each FID measurement, the Inception network's precision and what
+    runs it (objective ``fid``; the real images' features are computed once and cached)."""
     import optuna
 
     if objective is not None and objective not in OBJECTIVES:
@@ -200,11 +200,17 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     if needs is not None and needs not in dataset.evaluators:
         raise ConfigError(f"--objective {objective} needs {_NEEDS[needs]}; {base.data} has "
                           f"samples of shape {tuple(shape)}")
+    fid_options: dict[str, Any] = {}
     if objective == "fid":
-        from .metrics.inception import weights_path
+        from .metrics.inception import resolve_backend, weights_path
 
         weights_path()  # the network is installed, or one line saying how to install it
-    fid_options = {"fid_n": fid_n, "fid_amp": fid_amp} if objective == "fid" else {}
+        from .runtime import resolve_device
+
+        fid_backend = resolve_backend(fid_backend, resolve_device(base.device))
+        fid_options = {"fid_n": fid_n, "fid_amp": fid_amp}
+        if fid_amp == "bf16" and fid_backend == "openvino":  # in fp32 both give the same FID
+            fid_options["fid_backend"] = fid_backend
     seeds = tuple(seeds or (base.seed,))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,7 +227,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
 
     def measure(trainer: Any) -> float:
         value = trainer.evaluate(fid=objective == "fid", fid_samples=fid_n,
-                                 fid_amp=fid_amp).get(objective)
+                                 fid_amp=fid_amp, fid_backend=fid_backend).get(objective)
         if value is None or not math.isfinite(value):
             raise ConfigError(f"--objective {objective} is not measured on {base.data}")
         return float(value)
@@ -317,7 +323,7 @@ def _what_is_searched(base: Config, seeds: tuple[int, ...], objective: str,
 def _first_difference(stored: Any, asked: dict[str, Any]) -> str:
     if not isinstance(stored, dict):
         return "made by another version"
-    for group in ("seeds", "objective", "fid_n", "fid_amp"):
+    for group in ("seeds", "objective", "fid_n", "fid_amp", "fid_backend"):
         if stored.get(group) != asked.get(group):
             return f"{group} {stored.get(group)} there, {asked.get(group)} here"
     there, here = stored.get("settings", {}), asked["settings"]
