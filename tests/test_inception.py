@@ -254,6 +254,23 @@ def test_backend_choice(monkeypatch):
         inception.resolve_backend("openvino", "cpu")
 
 
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_a_broken_network_file_is_one_clear_error(tmp_path, monkeypatch, backend):
+    """A damaged weights file gives a ConfigError naming it (one line from the CLI), through
+    either backend, not a TorchScript traceback."""
+    if backend == "openvino":
+        _openvino_or_skip()
+    broken = tmp_path / "default_1.pt"
+    broken.write_bytes(b"not a zip archive")
+    monkeypatch.setenv("WGAN_FID_WEIGHTS", str(broken))
+    inception.load_inception.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=f"{broken}: not a loadable TorchScript Inception"):
+            inception.load_inception("cpu", backend)
+    finally:
+        inception.load_inception.cache_clear()
+
+
 def test_real_feature_cache_is_keyed_by_content(tmp_path, monkeypatch):
     """Two datasets under one name with different images must not share cached features; the
     same images must hit the cache, with the same dtype as the first computation."""

@@ -119,8 +119,7 @@ class OpenVINOInception:
     def __init__(self, amp: str = "fp32"):
         import openvino
 
-        scripted = torch.jit.load(str(weights_path()), map_location="cpu").eval()
-        model = openvino.convert_model(scripted, example_input=torch.zeros(1, 3, INPUT_SIZE,
+        model = openvino.convert_model(_load_script("cpu"), example_input=torch.zeros(1, 3, INPUT_SIZE,
                                                                             INPUT_SIZE))
         self.amp = amp
         self.compiled = openvino.Core().compile_model(model, "CPU", {
@@ -141,19 +140,21 @@ def load_inception(device: str = "cpu", backend: str = "torch", amp: str = "fp32
     ``inference_mode`` it measured 1.56x faster than the file as loaded, with identical features
     (benchmarks/inception_speed.py, RESULTS.md). ``amp`` is applied by autocast at each call
     (:func:`inception_features`). ``openvino``: :class:`OpenVINOInception` compiled for ``amp``."""
-    backend = resolve_backend(backend, device)
-    path = weights_path()
-    if backend == "openvino":
+    if resolve_backend(backend, device) == "openvino":
         return OpenVINOInception(amp)
-    try:
-        model = torch.jit.load(str(path), map_location=device).eval()
-    except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"{path}: not a loadable TorchScript Inception "
-                          f"({str(err).splitlines()[0]})") from None
-    model = torch.jit.freeze(model)
+    model = torch.jit.freeze(_load_script(device))
     if torch.device(device).type == "cpu":
         model = torch.jit.optimize_for_inference(model)
     return model
+
+
+def _load_script(device: str) -> torch.jit.ScriptModule:
+    path = weights_path()
+    try:
+        return torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"{path}: not a loadable TorchScript Inception "
+                          f"({str(err).splitlines()[0]})") from None
 
 
 def precision_tag(model: Any, amp: str) -> str:
@@ -377,7 +378,8 @@ def fid_kid(sampler: Any, data: Any, n: int, seed: int, device: torch.device,
     """FID, KID, precision and recall between ``n`` generated images (from ``sampler``) and
     ``n`` real ones, by the protocol of this module, the network run by ``backend``."""
     backend = resolve_backend(backend, device)
-    model = load_inception(str(device), backend, amp)
+    # PyTorch applies the precision at each call (one network for both); OpenVINO compiles it in.
+    model = load_inception(str(device), backend, amp if backend == "openvino" else "fp32")
     real, reference = keyed_real_features(data, n, seed, model, device, log, amp)
     log(f"FID: Inception features of {n} generated images")
 
