@@ -203,10 +203,9 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     fid_options: dict[str, Any] = {}
     if objective == "fid":
         from .metrics.inception import resolve_backend, weights_path
-
-        weights_path()  # the network is installed, or one line saying how to install it
         from .runtime import resolve_device
 
+        weights_path()  # the network is installed, or one line saying how to install it
         fid_backend = resolve_backend(fid_backend, resolve_device(base.device))
         fid_options = {"fid_n": fid_n, "fid_amp": fid_amp}
         if fid_amp == "bf16" and fid_backend == "openvino":  # in fp32 both give the same FID
