@@ -189,6 +189,6 @@ def _add_fid_flags(parser: argparse.ArgumentParser, default_n: int, n_help: str)
                              "for what it does to FID)")
     parser.add_argument("--fid-backend", default="auto", choices=("auto", "torch", "openvino"),
                         help="what runs the Inception network: PyTorch, or OpenVINO (CPU only; "
-                             "the same features to about 1e-5 in fp32, about 1.7x faster; "
+                             "the same features to about 1e-5 in fp32, about 1.5x faster; "
                              "installed by 'wgan[fid]'); default auto: OpenVINO on the CPU when "
                              "it is installed")

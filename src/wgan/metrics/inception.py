@@ -8,7 +8,7 @@ That file is TTUR's TensorFlow graph without its first two operations, the resiz
 and the scaling of the pixels, which are done here as TensorFlow 1 did them. On the CPU, when
 OpenVINO is installed (it comes with ``wgan[fid]``), the same file is converted and run by
 OpenVINO instead (:class:`OpenVINOInception`): in fp32 the features agree with PyTorch's to about
-1e-5 and cost about 0.6 times as much time.
+1e-5 and take about two thirds of the time (1.55x faster on 2 CPU cores).
 
 The protocol (Lucic et al. 2018, "Are GANs Created Equal?"; ``PROTOCOL`` names its version):
 
@@ -110,7 +110,7 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
 class OpenVINOInception:
     """The Inception network of :func:`weights_path`, converted from its TorchScript by OpenVINO
     and compiled for the CPU: the same features as the TorchScript network to about 1e-5 in fp32,
-    measured about 1.7x faster on this project's CPU (benchmarks/RESULTS.md, session 16).
+    measured 1.55x faster on this project's 2-core CPU (benchmarks/RESULTS.md, session 16).
 
     ``amp="fp32"`` pins OpenVINO's inference precision to float32 (on CPUs with bf16 units it
     would otherwise choose bf16 by itself); ``"bf16"`` lets it run in bf16. Called like the
