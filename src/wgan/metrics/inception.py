@@ -119,8 +119,8 @@ class OpenVINOInception:
     def __init__(self, amp: str = "fp32"):
         import openvino
 
-        model = openvino.convert_model(_load_script("cpu"), example_input=torch.zeros(1, 3, INPUT_SIZE,
-                                                                            INPUT_SIZE))
+        example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+        model = openvino.convert_model(_load_script("cpu"), example_input=example)
         self.amp = amp
         self.compiled = openvino.Core().compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": "bf16" if amp == "bf16" else "f32",
@@ -354,7 +354,8 @@ def keyed_real_features(data: Any, n: int, seed: int, model: Any, device: torch.
     if count < n:
         raise ConfigError(f"{data.name}: only {count} real images for FID, asked for {n}; pass "
                           f"--fid-n {count}")
-    key = hashlib.sha256(f"{PROTOCOL}|{precision_tag(model, amp)}|{_file_digest(weights_path())}|{content}"
+    precision = precision_tag(model, amp)
+    key = hashlib.sha256(f"{PROTOCOL}|{precision}|{_file_digest(weights_path())}|{content}"
                          .encode()).hexdigest()[:20]
     path = cache_dir() / f"{data.name}-{n}-{key}.npy"
     if path.is_file():
@@ -390,8 +391,9 @@ def fid_kid(sampler: Any, data: Any, n: int, seed: int, device: torch.device,
 
     fake = inception_features(generated(), n, model, device, amp=amp, progress="generated images")
     kid, kid_std = kernel_inception_distance(real, fake, seed=seed)
+    precision = precision_tag(model, amp)
     results = {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std, "fid_n": n,
-               "fid_protocol": PROTOCOL + ("" if amp == "fp32" else "-" + precision_tag(model, amp)),
+               "fid_protocol": PROTOCOL if precision == "fp32" else f"{PROTOCOL}-{precision}",
                "fid_reference": reference, "fid_backend": backend}
     if n > 3:
         results["precision"], results["recall"] = precision_recall(real, fake)
