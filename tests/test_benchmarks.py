@@ -145,3 +145,26 @@ def test_toy_quality_jobs_side_by_side_give_the_rows_of_one_after_another(tmp_pa
     assert rows["2"][0]["w1_exact"] != rows["2"][1]["w1_exact"]  # two seeds, two runs
     done = subprocess.run([*common, "--jobs", "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--jobs must be at least 1, got 0" in done.stderr
+
+
+def test_user_data_jobs_side_by_side_give_the_rows_of_one_after_another(tmp_path):
+    """`user_data.py --jobs 2`: each row is the row the same run gives alone, in the same order
+    (a worker that lost the `--set` overrides, trained another file or mixed up seeds would
+    differ), and a count below one is refused in one line."""
+    script = REPO / "benchmarks" / "user_data.py"
+    common = [sys.executable, str(script), "--datasets", "moons", "circles", "--seeds", "0", "1",
+              "--steps", "20", "--rows", "2000", "--set", "width=32", "--set", "threads=1"]
+    rows = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        subprocess.run([*common, "--jobs", jobs, "--json", str(out)], check=True,
+                       capture_output=True, text=True, timeout=300, cwd=REPO / "benchmarks")
+        rows[jobs] = [{k: v for k, v in row.items() if k != "seconds"}
+                      for row in json.loads(out.read_text())]
+    assert [(row["data"], row["seed"]) for row in rows["2"]] == [
+        ("moons", 0), ("moons", 1), ("circles", 0), ("circles", 1)]
+    assert rows["1"] == rows["2"]
+    assert len({row["w1_exact"] for row in rows["2"]}) == 4  # four runs, four results
+    done = subprocess.run([*common, "--jobs", "0"], capture_output=True, text=True, timeout=60,
+                          cwd=REPO / "benchmarks")
+    assert done.returncode == 2 and "--jobs must be at least 1, got 0" in done.stderr
