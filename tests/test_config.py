@@ -109,9 +109,18 @@ def test_auto_preset_follows_the_shape_of_the_data_not_its_name(tmp_path):
 def test_auto_preset_gives_images_the_measured_image_recipe(shape):
     image = Config(data="anything").resolve(sample_shape=shape)
     assert (image.preset, image.model, image.steps, image.ema) == ("image", "dcgan", 15600, 0.999)
-    assert (image.width, image.noise_dim, image.lr) == (64, 100, 1e-4)  # DCGAN's, WGAN-GP's
+    # DCGAN's width; the searched DCGAN-with-penalty settings, not WGAN-GP's paper ones
+    assert (image.width, image.noise_dim, image.lr, image.lr_generator) == (64, 32, 9.2e-4, 9.2e-4)
+    assert (image.n_critic, image.gp_lambda, image.betas) == (4, 4.8, (0.0, 0.9))
+    asked = Config(data="anything", lr=2e-4, noise_dim=100).resolve(sample_shape=shape)
+    assert (asked.lr, asked.noise_dim, asked.n_critic) == (2e-4, 100, 4)  # flags win
+    lp = Config(data="anything", loss="wgan-lp").resolve(sample_shape=shape)
+    assert (lp.lr, lp.noise_dim, lp.n_critic) == (1e-4, 100, 5)  # measured for the GP only
+    resnet = Config(data="anything", model="resnet").resolve(sample_shape=shape)
+    assert (resnet.lr, resnet.noise_dim, resnet.n_critic) == (1e-4, 128, 5)  # for the DCGAN only
     clipped = Config(data="anything", loss="wgan").resolve(sample_shape=shape)
     assert (clipped.model, clipped.optimizer, clipped.lr) == ("dcgan", "rmsprop", 5e-5)
+    assert (clipped.noise_dim, clipped.n_critic) == (100, 5)
     mine = Config(data="anything", model="resnet", steps=7).resolve(sample_shape=shape)
     assert (mine.model, mine.steps, mine.width) == ("resnet", 7, 128)  # flags and their model
     paper = Config(data="anything", preset="paper").resolve(sample_shape=shape)
