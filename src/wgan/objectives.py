@@ -77,10 +77,12 @@ def gradient_penalty(
 
 def penalty_at(x_hat: Tensor, scores: Tensor, one_sided: bool = False) -> Tensor:
     """The penalty from the critic's ``scores`` at interpolates ``x_hat`` (which must require
-    grad). Norms are taken in float32 even under autocast."""
+    grad). Norms are taken in at least float32: in float32 under autocast, in float64 when the
+    networks are float64."""
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
     # The small constant keeps the backward pass of the norm finite where the gradient is 0.
-    norms = torch.sqrt(grad.float().flatten(1).pow(2).sum(dim=1) + 1e-12)
+    grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
+    norms = torch.sqrt(grad.flatten(1).pow(2).sum(dim=1) + 1e-12)
     excess = norms - 1.0
     if one_sided:
         excess = excess.clamp(min=0.0)
