@@ -3,8 +3,8 @@ defaults, and the named recipes (presets), layered by :func:`fill_defaults` for
 :meth:`wgan.config.Config.resolve`.
 
 Order, first match wins: the preset's settings for the model with the constraint, for the
-constraint, for every loss, the constraint's defaults (only when it is not the loss's own), the loss's, the
-architecture's, then :data:`BASE_DEFAULTS`.
+constraint, and for every loss; the constraint's defaults (only when it is not the loss's own);
+the loss's; the architecture's; then :data:`BASE_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ _TOY_PENALTY = {"lr": 1.7e-3, "betas": (0.5, 0.9), "gp_lambda": 0.5, "ema": 0.99
 #: The image recipe's settings for the DCGAN with the gradient penalty, from `wgan tune` on MNIST
 #: at 3,000 steps (benchmarks/RESULTS.md, session 16; FID@1,000 25.2 against the paper settings'
 #: 49.4), then run over the full 15,600 steps (session 17): FID 7.61 on MNIST seed 0 against
-#: 13.22 with the paper's settings (Lucic et al.'s protocol), and judged on Fashion-MNIST, which the
-#: search never saw. A 9x larger step size than the paper's, one critic step fewer, half the
-#: penalty weight and a smaller latent. Measured for the DCGAN only: a ResNet or an MLP on images
-#: keeps the paper's settings.
+#: 13.22 with the paper's settings (Lucic et al.'s protocol), and on Fashion-MNIST, which the
+#: search never saw, 16.28 (bf16 features) against 25.39; one seed each. A 9x larger step size
+#: than the paper's, one critic step fewer, half the penalty weight and a smaller latent.
+#: Measured for the DCGAN only: a ResNet or an MLP on images keeps the paper's settings.
 _IMAGE_DCGAN_PENALTY = {"lr": 9.2e-4, "n_critic": 4, "gp_lambda": 4.8, "noise_dim": 32}
 
 #: Named recipes: settings for every loss ("all"), then per-constraint settings ("gp") and
