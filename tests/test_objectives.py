@@ -82,6 +82,21 @@ def test_gradient_penalty_is_differentiable_in_critic_weights():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
+def test_gradient_penalty_backward_is_finite_where_the_critic_is_flat():
+    """A ReLU critic is flat (gradient exactly 0) on half the samples; the penalty's backward
+    through a zero norm must stay finite (a plain sqrt of the squared sum gives NaN there)."""
+    critic = nn.Linear(3, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[1.0, 0.0, 0.0]]))
+        critic.bias.zero_()
+    real = torch.tensor([[2.0, 1.0, 1.0]] * 4 + [[-2.0, 1.0, 1.0]] * 4)
+    pen = gradient_penalty(lambda x: torch.relu(critic(x)).squeeze(1), real, real,
+                           epsilon=torch.rand(8))
+    assert pen.item() == pytest.approx(0.5)  # norms are 1 on half the batch, 0 on the other
+    pen.backward()
+    assert torch.isfinite(critic.weight.grad).all() and torch.isfinite(critic.bias.grad).all()
+
+
 def test_clip_weights_bounds_every_parameter():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
