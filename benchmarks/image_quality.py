@@ -203,6 +203,35 @@ def summary(out: Path) -> None:
               f"{(state['eval_s'] + state.get('final_eval_s', 0)) / 60:.1f} |")
 
 
+def seed_means(out: Path) -> None:
+    """The issue's goals are means over seeds: per setting (data, loss, steps and training flags)
+    the final FID's mean, standard deviation and worst seed, over the runs scored by the same
+    protocol against the same real images (a run scored otherwise forms its own row)."""
+    import re
+    import statistics
+
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
+    for state_file in sorted(out.glob("*.json")):
+        state = json.loads(state_file.read_text())
+        final = state.get("final")
+        match = re.fullmatch(r"(.+)-s(\d+)", state_file.stem)
+        if not final or not match:
+            continue
+        key = (match.group(1), state.get("steps"), state.get("extra", ""),
+               final.get("fid_protocol"), final.get("fid_reference"), final.get("fid_n"))
+        groups.setdefault(key, []).append((int(match.group(2)), final))
+    print("\n| setting | steps | training flags | FID protocol (n) | seeds | FID mean | sd | worst |"
+          " precision | recall |\n|---|---|---|---|---|---|---|---|---|---|")
+    for (name, steps, extra, protocol, _, n), runs in groups.items():
+        fids = [final["fid"] for _, final in runs]
+        sd = statistics.stdev(fids) if len(fids) > 1 else float("nan")
+        mean_of = lambda key: statistics.fmean(f.get(key) or float("nan") for _, f in runs)  # noqa: E731
+        print(f"| {name} | {steps} | `{extra}` | {protocol} ({n}) | "
+              f"{', '.join(str(seed) for seed, _ in runs)} | {statistics.fmean(fids):.2f} | "
+              f"{sd:.2f} | {max(fids):.2f} | {mean_of('precision'):.3f} | "
+              f"{mean_of('recall'):.3f} |")
+
+
 def figure(out: Path, path: Path) -> None:
     """Per run: FID (curve images), the critic's estimate of W on fresh samples and its logged
     training objective against the step, with each one's Spearman correlation with FID."""
@@ -272,6 +301,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summary:
         summary(args.out)
+        seed_means(args.out)
         if args.figure:
             figure(args.out, args.figure)
         return

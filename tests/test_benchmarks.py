@@ -68,6 +68,35 @@ def test_summary_ranks_only_the_points_of_the_last_points_reference(tmp_path):
     assert cells[5] == "1.000 (4 of 6 points)"
 
 
+def test_summary_averages_each_setting_over_its_seeds_scored_alike(tmp_path):
+    # Three seeds of one setting (FID 10, 12, 14: mean 12, sd 2, worst 14); a fourth seed scored
+    # with bf16 features must not join their mean (it would make it 11.5), a run with other flags
+    # forms its own row, and a run not yet scored appears in none.
+    def write(stem, fid, extra="--lr 1", protocol="v2", final=True):
+        state = {"curve": [], "train_s": 1.0, "eval_s": 1.0, "steps": 100, "extra": extra}
+        if final:
+            state["final"] = {"step": 100, "fid": fid, "fid_n": 10000, "precision": fid / 100,
+                              "recall": 0.5, "fid_protocol": protocol, "fid_reference": "r"}
+        (tmp_path / f"{stem}.json").write_text(json.dumps(state))
+
+    for seed, fid in enumerate((10.0, 12.0, 14.0)):
+        write(f"mnist-wgan-gp-s{seed}", fid)
+    write("mnist-wgan-gp-s3", 10.0, protocol="v2-bf16")
+    write("mnist-wgan-gp-s4", 1.0, final=False)
+    write("fashion-wgan-gp-s0", 20.0, extra="--lr 2")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--summary"],
+                          capture_output=True, text=True, check=True)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in done.stdout.splitlines() if line.startswith("| mnist-wgan-gp |")
+            or line.startswith("| fashion-wgan-gp |")]
+    by_seeds = {(row[0], row[4]): row for row in rows}
+    assert set(by_seeds) == {("mnist-wgan-gp", "0, 1, 2"), ("mnist-wgan-gp", "3"),
+                             ("fashion-wgan-gp", "0")}
+    assert by_seeds["mnist-wgan-gp", "0, 1, 2"][3] == "v2 (10000)"
+    assert by_seeds["mnist-wgan-gp", "0, 1, 2"][5:9] == ["12.00", "2.00", "14.00", "0.120"]
+    assert by_seeds["fashion-wgan-gp", "0"][2] == "`--lr 2`"
+
+
 def test_user_data_draws_score_one_run_with_other_evaluation_seeds(tmp_path):
     """`user_data.py --draws 3`: the first draw is the CLI's evaluation (the tables' number), the
     others use other seeds, so they differ; a loop that reused one seed would give three equal
