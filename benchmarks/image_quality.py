@@ -225,7 +225,10 @@ def seed_means(out: Path) -> None:
     for (name, steps, extra, protocol, _, n), runs in groups.items():
         fids = [final["fid"] for _, final in runs]
         sd = statistics.stdev(fids) if len(fids) > 1 else float("nan")
-        mean_of = lambda key: statistics.fmean(f.get(key) or float("nan") for _, f in runs)  # noqa: E731
+        def mean_of(key: str) -> float:  # a missing value is NaN; a measured 0 stays 0
+            values = [final.get(key) for _, final in runs]
+            return statistics.fmean(float("nan") if v is None else v for v in values)
+
         print(f"| {name} | {steps} | `{extra}` | {protocol} ({n}) | "
               f"{', '.join(str(seed) for seed, _ in runs)} | {statistics.fmean(fids):.2f} | "
               f"{sd:.2f} | {max(fids):.2f} | {mean_of('precision'):.3f} | "
