@@ -7,6 +7,7 @@ with the network run by PyTorch and, when it is installed, by OpenVINO.
     python benchmarks/inception_speed.py --parity RUN [--parity-n 2000]   # FID fp32 vs bf16
     python benchmarks/inception_speed.py --parity RUN --variants openvino:fp32 openvino:bf16
     python benchmarks/inception_speed.py --frechet [--threads 2]   # FID from features: two ways
+    python benchmarks/inception_speed.py --side-by-side [--images 100]  # OpenVINO's thread pinning
 
 The speed part times the network on the same 28 x 28 grey images for each variant, after one
 warm-up batch, and prints milliseconds per image, the ratio to the plain way and the projected
@@ -19,12 +20,21 @@ after the network, FID from 2,048-dimensional features, by the covariance formul
 (``frechet_distance(*gaussian_stats(a), *gaussian_stats(b))``) and by
 :func:`wgan.metrics.frechet.frechet_distance_of_samples` (what ``wgan`` uses), on random
 correlated features of 20 to 10,000 samples a side, and prints both values.
+``--side-by-side`` runs the OpenVINO network (fp32) in as many processes as the machine has
+cores, one thread each and all timed over the same window, with OpenVINO's thread pinning on
+and off, then one process with every thread, pinned and not: images per second for each
+process and in all (two evaluations at once, as when two runs are scored side by side).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -155,6 +165,50 @@ def frechet(threads: int) -> None:
               f"{seconds[0] / seconds[2]:.1f}x | {spread:.1e} |", flush=True)
 
 
+def pinned_worker(images: int, pin: bool, ready: Path, go: Path) -> None:
+    """One process of :func:`side_by_side`: compile, warm up, say so, wait for the others, then
+    time ``images`` images and print the rate."""
+    network = inception.OpenVINOInception("fp32", pin_threads=pin)
+    batch = torch.rand(inception.BATCH, 3, inception.INPUT_SIZE, inception.INPUT_SIZE,
+                       generator=torch.Generator().manual_seed(0))
+    network(batch)
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.01)
+    start = time.perf_counter()
+    for _ in range(-(-images // inception.BATCH)):
+        network(batch)
+    done = -(-images // inception.BATCH) * inception.BATCH
+    print(f"{done / (time.perf_counter() - start):.2f}", flush=True)
+
+
+def side_by_side(images: int) -> None:
+    """OpenVINO pins its threads from core 0 on: P one-thread processes started together share
+    core 0. Each setting runs its processes over one common timed window."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{images} images a process, fp32 OpenVINO, {cores} cores\n")
+    print("| processes x threads | pinning | images/s per process | images/s in all |\n"
+          "|---|---|---|---|")
+    for processes, threads in ((cores, 1), (1, cores)):
+        for pin in (True, False):
+            with tempfile.TemporaryDirectory() as tmp:
+                go = Path(tmp) / "go"
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+                workers = [subprocess.Popen(
+                    [sys.executable, __file__, "--worker", str(Path(tmp) / f"ready{i}"), str(go),
+                     "--images", str(images), "--threads", str(threads)]
+                    + (["--pin"] if pin else []),
+                    env=env, stdout=subprocess.PIPE, text=True) for i in range(processes)]
+                while not all((Path(tmp) / f"ready{i}").exists() for i in range(processes)):
+                    if any(w.poll() not in (None, 0) for w in workers):
+                        raise SystemExit("a worker failed")
+                    time.sleep(0.05)
+                go.touch()
+                rates = [float(w.communicate()[0].split()[-1]) for w in workers]
+            print(f"| {processes} x {threads} | {'on' if pin else 'off'} | "
+                  f"{', '.join(f'{r:.2f}' for r in rates)} | {sum(rates):.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100)
@@ -165,8 +219,17 @@ def main() -> None:
                         help="backend:precision pairs for --parity; the first is the reference")
     parser.add_argument("--frechet", action="store_true",
                         help="time FID from features by both routes instead")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="OpenVINO in one process a core at once, thread pinning on and off")
+    parser.add_argument("--worker", nargs=2, metavar=("READY", "GO"), help=argparse.SUPPRESS)
+    parser.add_argument("--pin", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.frechet:
+    if args.worker:
+        torch.set_num_threads(args.threads)
+        pinned_worker(args.images, args.pin, Path(args.worker[0]), Path(args.worker[1]))
+    elif args.side_by_side:
+        side_by_side(args.images)
+    elif args.frechet:
         frechet(args.threads)
     elif args.parity:
         parity(args.parity, args.parity_n, args.variants)

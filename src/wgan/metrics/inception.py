@@ -114,9 +114,15 @@ class OpenVINOInception:
 
     ``amp="fp32"`` pins OpenVINO's inference precision to float32 (on CPUs with bf16 units it
     would otherwise choose bf16 by itself); ``"bf16"`` lets it run in bf16. Called like the
-    TorchScript module: (N, 3, 299, 299) float pixels in, (N, 2048) float32 features out."""
+    TorchScript module: (N, 3, 299, 299) float pixels in, (N, 2048) float32 features out.
 
-    def __init__(self, amp: str = "fp32"):
+    ``pin_threads=False`` (the default) turns off OpenVINO's own pinning of its threads to cores.
+    Pinned, every process starts from core 0, so two evaluations running at once (two runs
+    scored side by side, one thread each) share one core while the other idles: measured 4.9
+    images/s against 9.5 unpinned for the second process (``benchmarks/inception_speed.py
+    --side-by-side``; RESULTS.md, session 19)."""
+
+    def __init__(self, amp: str = "fp32", pin_threads: bool = False):
         import openvino
 
         example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
@@ -125,7 +131,8 @@ class OpenVINOInception:
         self.compiled = openvino.Core().compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": "bf16" if amp == "bf16" else "f32",
             "PERFORMANCE_HINT": "LATENCY",  # one request at a time, on every thread
-            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            "ENABLE_CPU_PINNING": pin_threads})
 
     def __call__(self, pixels: Tensor) -> Tensor:
         return torch.from_numpy(self.compiled(pixels.contiguous().cpu().numpy())[0])
