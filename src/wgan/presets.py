@@ -71,10 +71,11 @@ _TOY_PENALTY = {"lr": 1.7e-3, "betas": (0.5, 0.9), "gp_lambda": 0.5, "ema": 0.99
 
 #: The image recipe's settings for the DCGAN with the gradient penalty, from `wgan tune` on MNIST
 #: at 3,000 steps (benchmarks/RESULTS.md, session 16; FID@1,000 25.2 against the paper settings'
-#: 49.4), then run over the full 15,600 steps (session 17): FID 7.61 on MNIST seed 0 against
-#: 13.22 with the paper's settings (Lucic et al.'s protocol), and on Fashion-MNIST, which the
-#: search never saw, a mean of 16.76 over seeds 0-2 (session 18) against 25.39. A 9x larger
-#: step size than the paper's, one critic step fewer, half the penalty weight and a smaller latent.
+#: 49.4), then run over the full 15,600 steps (sessions 17-19): MNIST FID 7.68, the mean of
+#: seeds 0-2, against 13.45 with the paper's settings (Lucic et al.'s protocol; their best: 6.7),
+#: and on Fashion-MNIST, which the search never saw, a mean of 16.76 over seeds 0-2 (session 18)
+#: against 25.39. A 9x larger step size than the paper's, one critic step fewer, half the
+#: penalty weight and a smaller latent.
 #: Measured for the DCGAN only: a ResNet or an MLP on images keeps the paper's settings.
 _IMAGE_DCGAN_PENALTY = {"lr": 9.2e-4, "n_critic": 4, "gp_lambda": 4.8, "noise_dim": 32}
 
