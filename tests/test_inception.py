@@ -241,7 +241,7 @@ def test_openvino_backend_gives_the_torch_features():
                     reason="thread pinning shows only on Linux with two or more cores")
 def test_openvino_leaves_the_threads_where_the_system_puts_them():
     """OpenVINO pins its threads from core 0 on by default, so two evaluations at once shared one
-    core (4.9 images/s against 9.5 for the second one; RESULTS.md, session 19). OpenVINO pins
+    core (4.7 images/s each against 9.4-9.5 unpinned; RESULTS.md, session 19). OpenVINO pins
     the calling thread only while it runs the network, so a second thread watches it: unpinned,
     it keeps the cores it was allowed before (pinned, it is seen on core 0 alone)."""
     _openvino_or_skip()

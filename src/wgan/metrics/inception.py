@@ -118,9 +118,9 @@ class OpenVINOInception:
 
     ``pin_threads=False`` (the default) turns off OpenVINO's own pinning of its threads to cores.
     Pinned, every process starts from core 0, so two evaluations running at once (two runs
-    scored side by side, one thread each) share one core while the other idles: measured 4.9
-    images/s against 9.5 unpinned for the second process (``benchmarks/inception_speed.py
-    --side-by-side``; RESULTS.md, session 19)."""
+    scored side by side, one thread each) share one core while the other idles: measured 4.7
+    images/s each against 9.4-9.5 unpinned, and one process alone the same either way
+    (``benchmarks/inception_speed.py --side-by-side``; RESULTS.md, session 19)."""
 
     def __init__(self, amp: str = "fp32", pin_threads: bool = False):
         import openvino
