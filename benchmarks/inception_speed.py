@@ -175,11 +175,11 @@ def pinned_worker(images: int, pin: bool, ready: Path, go: Path) -> None:
     ready.touch()
     while not go.exists():
         time.sleep(0.01)
+    batches = -(-images // inception.BATCH)
     start = time.perf_counter()
-    for _ in range(-(-images // inception.BATCH)):
+    for _ in range(batches):
         network(batch)
-    done = -(-images // inception.BATCH) * inception.BATCH
-    print(f"{done / (time.perf_counter() - start):.2f}", flush=True)
+    print(f"{batches * inception.BATCH / (time.perf_counter() - start):.2f}", flush=True)
 
 
 def side_by_side(images: int) -> None:
