@@ -97,7 +97,10 @@ def one_run(name: str, seed: int, args: argparse.Namespace) -> None:
         if any(point["step"] == mark for point in state["curve"]):
             continue
         start = time.perf_counter()
-        common = ["--steps", str(mark), "--quiet", "--no-eval", "--no-report"]
+        # Each segment stops at its mark of the whole budget, so a schedule (--lr-decay) spans
+        # the whole run, as it would in one piece.
+        common = ["--steps", str(args.steps), "--stop-at", str(mark), "--quiet", "--no-eval",
+                  "--no-report"]
         if (run / "config.json").is_file():
             done = wgan("train", "--resume", str(run), *common)
         else:

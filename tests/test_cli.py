@@ -73,6 +73,21 @@ def test_resume_via_cli_is_bit_exact(tmp_path):
     assert all((a[k] == b[k]).all() for k in a)
 
 
+def test_stop_at_then_resume_equals_one_run_under_a_decaying_schedule(tmp_path):
+    # A run stopped at step 100 of 200 and resumed must keep decaying the learning rate towards
+    # step 200; a horizon moved to the stop would give different weights.
+    common = ["--data", "grid25", "--steps", "200", "--lr-decay", "linear", "--no-eval", *TINY]
+    run_cli_parallel(["train", "--out", str(tmp_path / "a"), *common],
+                     ["train", "--out", str(tmp_path / "b"), "--stop-at", "100", *common])
+    assert not (tmp_path / "b" / "checkpoints" / "step-00000200.safetensors").exists()
+    proc = run_cli("train", "--resume", str(tmp_path / "b"), "--no-eval", "--quiet", check=True)
+    assert "step 100 of 200" in proc.stderr
+    a = load_file(tmp_path / "a" / "checkpoints" / "step-00000200.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step-00000200.safetensors")
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["--data", "moons"], ["unknown data 'moons'", "grid25, ring8, swissroll"]),
     (["--loss", "hinge"], ["unknown loss 'hinge'", "wgan, wgan-gp"]),
@@ -84,6 +99,7 @@ def test_resume_via_cli_is_bit_exact(tmp_path):
     (["--batch-size", "0"], ["batch_size must be > 0"]),
     (["--steps", "0"], ["steps must be > 0"]),
     (["--gp-lambda", "-1"], ["gp_lambda must be >= 0"]),
+    (["--steps", "10", "--stop-at", "20"], ["--stop-at must be between 1 and --steps (10)", "20"]),
 ])
 def test_bad_flags_fail_before_training(tmp_path, args, fragments):
     out = tmp_path / "never"

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-report", action="store_true",
                        help="do not write RUN/report.html at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                       help="stop at generator step STEP of --steps, with a checkpoint; "
+                            "--resume continues to --steps. The learning-rate schedule still "
+                            "spans --steps, so a run trained in pieces equals one trained at once")
     train.add_argument("--nproc", type=int, default=None, metavar="N",
                        help="train with N processes on this machine: starts torchrun "
                             "--standalone --nproc-per-node N (gloo on CPU, NCCL on GPUs); "

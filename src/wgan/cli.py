@@ -45,6 +45,11 @@ def _config_from_args(args: argparse.Namespace) -> tuple[Config, set[str]]:
     return config, fixed
 
 
+def _check_stop_at(stop_at: int | None, steps: int) -> None:
+    if stop_at is not None and not 0 < stop_at <= steps:
+        raise WganError(f"--stop-at must be between 1 and --steps ({steps}), got {stop_at}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .errors import TrainingDiverged
@@ -59,22 +64,29 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise WganError("--resume takes the run's own config and directory; "
                             "drop --config/--out")
         trainer = Trainer.resume(args.resume, log=_log, **_flag_settings(args))
+        _check_stop_at(args.stop_at, trainer.config.steps)
     else:
         config, _ = _config_from_args(args)
+        _check_stop_at(args.stop_at, config.steps)
         # Everything that can fail on bad input is built before the run directory exists.
         trainer = Trainer(config, log=_log, out=args.out or default_run_path(config))
         trainer.log(f"run directory: {trainer.run.path}")
     configure_process(trainer.config)
-    if trainer.step >= trainer.config.steps:
+    target = trainer.config.steps if args.stop_at is None else args.stop_at
+    if trainer.step >= target:
         trainer.log(f"run is already at step {trainer.step} of {trainer.config.steps}; "
-             "pass a larger --steps to continue")
+                    + ("pass a larger --steps to continue" if args.stop_at is None
+                       else "pass a larger --stop-at, or leave it out, to continue"))
     else:
         try:
-            trainer.fit(progress=not args.quiet)
+            trainer.fit(target, progress=not args.quiet)
         except (TrainingInterrupted, TrainingDiverged) as err:
             if trainer.dist is None:
                 raise
             return distributed.end_run(trainer, err, isinstance(err, TrainingInterrupted))
+    if trainer.step < trainer.config.steps:
+        trainer.log(f"stopped at step {trainer.step} of {trainer.config.steps} (--stop-at); "
+                    f"continue with: wgan train --resume {trainer.run.path}")
     if trainer.dist:  # training is over: the other processes are done, rank 0 finishes alone
         trainer.finish_distributed()
         if not trainer.is_main_process:
