@@ -37,7 +37,7 @@ class EvalOptions:
         fid_samples: generated and real images for FID/KID (10,000 is the comparable setting).
         fid_amp: the Inception network's precision, ``"fp32"`` or ``"bf16"``.
         fid_backend: what runs the Inception network: ``"auto"``, ``"torch"`` or ``"openvino"``
-            (:func:`wgan.metrics.inception.resolve_backend`).
+            (:func:`wgan.metrics.inception_network.resolve_backend`).
         log: where one-line notes go.
     """
 

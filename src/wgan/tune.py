@@ -202,7 +202,7 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
                           f"samples of shape {tuple(shape)}")
     fid_options: dict[str, Any] = {}
     if objective == "fid":
-        from .metrics.inception import resolve_backend, weights_path
+        from .metrics.inception_network import resolve_backend, weights_path
         from .runtime import resolve_device
 
         weights_path()  # the network is installed, or one line saying how to install it
