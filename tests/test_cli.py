@@ -80,6 +80,10 @@ def test_stop_at_then_resume_equals_one_run_under_a_decaying_schedule(tmp_path):
     run_cli_parallel(["train", "--out", str(tmp_path / "a"), *common],
                      ["train", "--out", str(tmp_path / "b"), "--stop-at", "100", *common])
     assert not (tmp_path / "b" / "checkpoints" / "step-00000200.safetensors").exists()
+    config = (tmp_path / "b" / "config.json").read_bytes()
+    bad = run_cli("train", "--resume", str(tmp_path / "b"), "--steps", "300", "--stop-at", "400")
+    assert_one_line_error(bad, "--stop-at must be between 1 and --steps (300), got 400")
+    assert (tmp_path / "b" / "config.json").read_bytes() == config  # the run is left as it was
     proc = run_cli("train", "--resume", str(tmp_path / "b"), "--no-eval", "--quiet", check=True)
     assert "step 100 of 200" in proc.stderr
     a = load_file(tmp_path / "a" / "checkpoints" / "step-00000200.safetensors")

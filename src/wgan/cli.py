@@ -63,8 +63,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.out:
             raise WganError("--resume takes the run's own config and directory; "
                             "drop --config/--out")
-        trainer = Trainer.resume(args.resume, log=_log, **_flag_settings(args))
-        _check_stop_at(args.stop_at, trainer.config.steps)
+        settings = _flag_settings(args)
+        if args.stop_at is not None:  # checked before the run's config.json is rewritten
+            from .runs import RunDir
+
+            _check_stop_at(args.stop_at, settings.get("steps")
+                           or RunDir.open(args.resume).load_config().steps)
+        trainer = Trainer.resume(args.resume, log=_log, **settings)
     else:
         config, _ = _config_from_args(args)
         _check_stop_at(args.stop_at, config.steps)
