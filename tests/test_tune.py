@@ -101,7 +101,8 @@ def test_tune_searches_an_image_recipe_by_fid(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     (trial,) = json.loads((out / "trials.json").read_text())
     assert "best fid:" in proc.stdout and trial["state"] == "COMPLETE"
-    assert {"lr", "n_critic", "gp_lambda", "ema", "lr_decay"} == set(trial["settings"])
+    assert {"lr", "n_critic", "gp_lambda", "ema", "lr_decay", "critic_norm"} == set(
+        trial["settings"])
     defaults = Config(data="digits", steps=2, width=8, noise_dim=8, batch_size=16).resolve(
         (1, 8, 8))
     assert defaults.model == "dcgan" and trial["defaults"] is True
@@ -117,7 +118,8 @@ def test_tune_searches_an_image_recipe_by_fid(tmp_path, monkeypatch):
 
 def test_the_space_follows_the_constraint_and_the_model():
     """Lambda is searched only under a penalty, the clipping bound only when clipping, depth
-    only for the MLP; a flag the user gave is never searched."""
+    only for the MLP, batch norm in the critic only where no penalty refuses it (a drawn trial
+    would fail validation); a flag the user gave is never searched."""
     from wgan.tune import IMAGE_SPACE, SPACE, _free_space
 
     clipped = _free_space(Config(data="ring8", loss="wgan").resolve((2,)), set())
@@ -126,6 +128,13 @@ def test_the_space_follows_the_constraint_and_the_model():
     assert "gp_lambda" in penalised and "clip" not in penalised and "lr" not in penalised
     image = _free_space(Config(data="digits", loss="wgan").resolve((1, 8, 8)), set())
     assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
+    assert image["critic_norm"] == ("choice", ("none", "layer", "batch"))
+    for loss in ("wgan-gp", "wgan-lp"):
+        penalised_image = _free_space(Config(data="digits", loss=loss).resolve((1, 8, 8)), set())
+        assert penalised_image["critic_norm"] == ("choice", ("none", "layer"))
+    assert "critic_norm" not in _free_space(Config(data="digits").resolve((1, 8, 8)),
+                                            {"critic_norm"})
+    assert "critic_norm" not in clipped  # the MLP critic has no normalisation to choose
 
 
 @pytest.mark.parametrize("args,fragment", [

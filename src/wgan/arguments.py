@@ -76,11 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser(
         "tune", help="search the training recipe for your data within a budget in minutes",
         description="Search the settings you do not fix (learning rate, n_critic, lambda or "
-                    "the clipping bound, widths, depth, noise dimension, batch size, EMA, decay) "
-                    "with Optuna's TPE "
-                    "within --minutes; the flags you give are held. Needs the 'tune' extra "
-                    "(Optuna). Writes DIR/best.json for `wgan train --config DIR/best.json`; the "
-                    "same command again continues the search.")
+                    "the clipping bound, widths, depth, noise dimension, batch size, EMA, decay, "
+                    "an image critic's normalisation) with Optuna's TPE within --minutes; the "
+                    "flags you give are held. Needs the 'tune' extra (Optuna). Writes "
+                    "DIR/best.json for `wgan train --config DIR/best.json`; the same command "
+                    "again continues the search.")
     tune.add_argument("--minutes", type=float, required=True, help="the search's budget")
     tune.add_argument("--out", metavar="DIR",
                       help="where the study lives (default: tune/<data>-<loss>)")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, field_roles
+from .constraints import CONSTRAINTS
 from .errors import ConfigError, TrainingDiverged
 from .loop import Callback
 
@@ -53,8 +54,10 @@ SPACE: dict[str, tuple[Any, ...]] = {
 
 #: What a trial may draw for the convolutional models (DCGAN, ResNet): no depth (the side of the
 #: image fixes it), noise sizes around the papers' 100 and 128, channel widths around DCGAN's 64,
-#: and the batch sizes and moving averages the image papers use. Each trial of MNIST's DCGAN
-#: costs minutes on a CPU (about 3 generator steps/s at width 64): give ``--steps`` a budget.
+#: the batch sizes and moving averages the image papers use, and the critic's normalisation (the
+#: WGAN paper's DCGAN critic has batch norm; a penalty refuses it, so there it is none or
+#: layer). Each trial of MNIST's DCGAN costs minutes on a CPU (about 3 generator steps/s at width
+#: 64): give ``--steps`` a budget.
 IMAGE_SPACE: dict[str, tuple[Any, ...]] = {
     "lr": ("log", 2e-5, 1e-3),
     "n_critic": ("int", 1, 5),
@@ -65,6 +68,7 @@ IMAGE_SPACE: dict[str, tuple[Any, ...]] = {
     "batch_size": ("choice", (32, 64, 128)),
     "ema": ("choice", (0.0, 0.99, 0.999, 0.9999)),
     "lr_decay": ("choice", ("none", "linear", "linear-generator")),
+    "critic_norm": ("choice", ("none", "layer", "batch")),
 }
 
 #: Metrics a search may optimise: their direction, and the evaluator of
@@ -121,12 +125,16 @@ class _TrialWatch(Callback):
 def _free_space(resolved: Config, fixed: set[str]) -> dict[str, tuple[Any, ...]]:
     """The part of the search space a search draws (:data:`IMAGE_SPACE` for the convolutional
     models, :data:`SPACE` for the MLP): what ``fixed`` leaves free, lambda only where the
-    (resolved) constraint uses a penalty, and the clipping bound only where it clips."""
+    (resolved) constraint uses a penalty, the clipping bound only where it clips, and no batch
+    norm in a critic whose constraint treats samples one by one (a gradient penalty)."""
     space = IMAGE_SPACE if resolved.model in ("dcgan", "resnet") else SPACE
     used = {"gp_lambda": resolved.constraint in _PENALTY_CONSTRAINTS,
             "clip": resolved.constraint == "clip"}
-    return {name: spec for name, spec in space.items()
+    free = {name: spec for name, spec in space.items()
             if name not in fixed and used.get(name, True)}
+    if "critic_norm" in free and CONSTRAINTS[resolved.constraint].per_sample:
+        free["critic_norm"] = ("choice", tuple(o for o in free["critic_norm"][1] if o != "batch"))
+    return free
 
 
 def default_objective(evaluators: tuple[str, ...]) -> str:
