@@ -135,6 +135,24 @@ def test_the_space_follows_the_constraint_and_the_model():
     assert "critic_norm" not in _free_space(Config(data="digits").resolve((1, 8, 8)),
                                             {"critic_norm"})
     assert "critic_norm" not in clipped  # the MLP critic has no normalisation to choose
+    spectral = _free_space(Config(data="ring8", constraint="spectral").resolve((2,)), set())
+    assert "clip" not in spectral and "gp_lambda" not in spectral and "lr" in spectral
+    one_sided = _free_space(Config(data="ring8", loss="wgan-lp").resolve((2,)), set())
+    assert "gp_lambda" in one_sided and "clip" not in one_sided
+
+
+def test_constraints_name_real_config_fields():
+    """What a constraint says it reads is what a search holds back from the other constraints:
+    a misspelt name would let a clipped search draw lambda (or the reverse) without a word."""
+    import dataclasses
+
+    from wgan.constraints import CONSTRAINTS
+
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for name, constraint in CONSTRAINTS.items():
+        assert set(constraint.settings) <= fields, name
+    assert CONSTRAINTS["clip"].settings == ("clip",)
+    assert "gp_lambda" in CONSTRAINTS["gp"].settings and "gp_lambda" in CONSTRAINTS["lp"].settings
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -34,6 +34,9 @@ class LipschitzConstraint:
     per_sample: ClassVar[bool] = False
     #: Its penalty differentiates the critic twice (``torch.compile`` cannot compile that).
     needs_double_backward: ClassVar[bool] = False
+    #: The config fields :meth:`from_config` reads (``wgan tune`` searches them only where the
+    #: constraint in use reads them).
+    settings: ClassVar[tuple[str, ...]] = ()
     #: Multiplies :meth:`penalty` in the critic loss.
     weight: float = 0.0
 
@@ -72,6 +75,7 @@ class WeightClipping(LipschitzConstraint):
     line 7): the critic then lives in a compact set, so it is K-Lipschitz for some K."""
 
     name = "clip"
+    settings = ("clip",)
 
     def __init__(self, clip: float = 0.01):
         self.clip = clip
@@ -94,6 +98,7 @@ class GradientPenalty(LipschitzConstraint):
     ``fast`` turns on the cheaper double backward of :mod:`wgan.models.layers`."""
 
     name = "gp"
+    settings = ("gp_lambda", "fast_penalty")
     per_sample = True
     needs_double_backward = True
     one_sided = False

@@ -84,8 +84,6 @@ OBJECTIVES: dict[str, tuple[str, str | None]] = {
 _NEEDS = {"modes": "the built-in 2-D mixtures", "mnist-classes": "mnist data",
           "inception": "image data"}
 
-_PENALTY_CONSTRAINTS = ("gp", "lp")
-
 
 @dataclass
 class TuneResult:
@@ -124,14 +122,14 @@ class _TrialWatch(Callback):
 
 def _free_space(resolved: Config, fixed: set[str]) -> dict[str, tuple[Any, ...]]:
     """The part of the search space a search draws (:data:`IMAGE_SPACE` for the convolutional
-    models, :data:`SPACE` for the MLP): what ``fixed`` leaves free, lambda only where the
-    (resolved) constraint uses a penalty, the clipping bound only where it clips, and no batch
+    models, :data:`SPACE` for the MLP): what ``fixed`` leaves free, a constraint's settings
+    (lambda, the clipping bound) only where the (resolved) constraint reads them, and no batch
     norm in a critic whose constraint treats samples one by one (a gradient penalty)."""
     space = IMAGE_SPACE if resolved.model in ("dcgan", "resnet") else SPACE
-    used = {"gp_lambda": resolved.constraint in _PENALTY_CONSTRAINTS,
-            "clip": resolved.constraint == "clip"}
+    owned = {name for constraint in CONSTRAINTS.values() for name in constraint.settings}
+    used = CONSTRAINTS[resolved.constraint].settings
     free = {name: spec for name, spec in space.items()
-            if name not in fixed and used.get(name, True)}
+            if name not in fixed and (name not in owned or name in used)}
     if "critic_norm" in free and CONSTRAINTS[resolved.constraint].per_sample:
         free["critic_norm"] = ("choice", tuple(o for o in free["critic_norm"][1] if o != "batch"))
     return free
