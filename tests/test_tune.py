@@ -159,6 +159,7 @@ def test_constraints_name_real_config_fields():
     (["--objective", "nope"], "--objective must be one of"),
     (["--objective", "fid"], "--objective fid needs image data; ring8 has samples of shape (2,)"),
     (["--objective", "class_kl"], "--objective class_kl needs mnist data"),
+    (["--objective", "stacked_kl"], "--objective stacked_kl needs stacked-mnist data"),
     (["--fid-n", "1"], "--fid-n must be >= 2, got 1"),
     (["--minutes", "0"], "--minutes must be positive"),
     (["--data", "missing.npy"], "missing.npy"),
@@ -168,3 +169,42 @@ def test_tune_bad_input_is_one_line(tmp_path, args, fragment):
     proc = run_cli(*base, *args, cwd=tmp_path)
     assert_one_line_error(proc, fragment)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_classifier_objective_without_the_classifier_is_one_line(tmp_path, shared_data,
+                                                                   monkeypatch):
+    """Without the MNIST classifier a class or mode objective is refused before any trial
+    trains (it used to train the first trial in full, then fail on a missing metric)."""
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "empty-cache"))
+    for data, objective in (("mnist", "class_kl"), ("stacked-mnist", "stacked_kl")):
+        proc = run_cli("tune", "--data", data, "--data-dir", str(shared_data / "mnist"),
+                       "--objective", objective, "--minutes", "1", "--out", str(tmp_path / "s"))
+        assert_one_line_error(proc, f"--objective {objective} needs the MNIST classifier at",
+                              "wgan classifier train")
+        assert not (tmp_path / "s").exists()
+
+
+def test_tune_scores_stacked_mnist_by_its_modes(tmp_path, shared_data, monkeypatch):
+    """A search on Stacked MNIST for mode balance: each trial is scored by the KL of its triples
+    from uniform, as `wgan eval` measures it with the same classifier."""
+    from wgan import Trainer
+    from wgan.data.idx import load_idx_dataset
+    from wgan.data.images import to_unit_range
+    from wgan.metrics import classifier as clf
+    from wgan.tune import tune
+
+    images, labels = load_idx_dataset("mnist", str(shared_data / "mnist"), "train")
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "cache"))
+    clf.save_classifier(clf.train_classifier(to_unit_range(images[:1000]), labels[:1000],
+                                             epochs=1), clf.default_classifier_path(), 0.9)
+    monkeypatch.setattr(clf, "STACKED_SAMPLES", 1300)  # 26,000 in the protocol
+    base = Config(data="stacked-mnist", data_dir=str(shared_data / "mnist"), model="dcgan",
+                  width=8, noise_dim=8, batch_size=16, steps=3, eval_samples=200, threads=2)
+    result = tune(base, tmp_path / "study", minutes=5, trials=1, objective="stacked_kl",
+                  fixed={"width", "noise_dim", "batch_size", "eval_samples"},
+                  log=lambda m: None)
+    assert result.objective == "stacked_kl" and result.trials_done == 1
+    best = Config.load(tmp_path / "study" / "best.json")
+    trainer = Trainer(best, log=lambda m: None)
+    trainer.fit(progress=False)
+    assert trainer.evaluate()["stacked_kl"] == pytest.approx(result.best_value, rel=1e-6)

@@ -77,11 +77,13 @@ OBJECTIVES: dict[str, tuple[str, str | None]] = {
     "w1_ratio": ("minimize", None), "w1_exact": ("minimize", None),
     "reverse_kl": ("minimize", "modes"), "high_quality_fraction": ("maximize", "modes"),
     "classifier_frechet": ("minimize", "mnist-classes"), "class_kl": ("minimize", "mnist-classes"),
+    "stacked_kl": ("minimize", "stacked-mnist"), "stacked_modes": ("maximize", "stacked-mnist"),
     "fid": ("minimize", "inception"),
 }
 
 #: What each evaluator is, for the message when the data lacks it.
 _NEEDS = {"modes": "the built-in 2-D mixtures", "mnist-classes": "mnist data",
+          "stacked-mnist": "stacked-mnist data",
           "inception": "image data"}
 
 
@@ -206,6 +208,12 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     if needs is not None and needs not in dataset.evaluators:
         raise ConfigError(f"--objective {objective} needs {_NEEDS[needs]}; {base.data} has "
                           f"samples of shape {tuple(shape)}")
+    if needs in ("mnist-classes", "stacked-mnist"):  # else every trial would train, then fail
+        from .metrics.classifier import default_classifier_path
+
+        if not default_classifier_path().is_file():
+            raise ConfigError(f"--objective {objective} needs the MNIST classifier at "
+                              f"{default_classifier_path()}; train one with: wgan classifier train")
     fid_options: dict[str, Any] = {}
     if objective == "fid":
         from .metrics.inception_network import resolve_backend, weights_path
