@@ -45,13 +45,19 @@ GP_LAMBDA = 25.0
 
 
 def _train_on_lines(theta: float, steps: int, objective, lr: float, betas: tuple[float, float],
-                    seed: int, batch: int):
+                    seed: int, batch: int, decay: bool = False):
     """Train a fresh network on P (real) vs Q_theta (fake) to minimise
-    ``objective(f, real, fake, rng)``; return the trained scorer and the random generator."""
+    ``objective(f, real, fake, rng)``; return the trained scorer and the random generator.
+    ``decay``: the learning rate falls linearly to 0, so that the last iterate settles at the
+    optimum instead of jittering around it (for the critic: at a constant rate its estimate after
+    400 steps strayed by up to 6% from one machine's arithmetic to another's; with the decay, it
+    lands within about 1% of the penalty's own bias)."""
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     net = _critic()
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, (lambda step: 1 - step / steps) if decay else (lambda step: 1.0))
     f = lambda x: net(x).squeeze(1)  # noqa: E731
     for _ in range(steps):
         real, fake = line_samples(0.0, batch, rng), line_samples(theta, batch, rng)
@@ -59,6 +65,7 @@ def _train_on_lines(theta: float, steps: int, objective, lr: float, betas: tuple
         opt.zero_grad()
         loss.backward()
         opt.step()
+        schedule.step()
     return f, rng
 
 
@@ -69,7 +76,7 @@ def trained_critic_estimate(theta: float, steps: int, seed: int = 0, batch: int 
         return wasserstein_critic_loss(f(real), f(fake)) + GP_LAMBDA * gradient_penalty(
             f, real, fake, generator=rng)
 
-    f, rng = _train_on_lines(theta, steps, objective, 3e-3, (0.5, 0.9), seed, batch)
+    f, rng = _train_on_lines(theta, steps, objective, 3e-3, (0.5, 0.9), seed, batch, decay=True)
     with torch.no_grad():
         real, fake = line_samples(0.0, 20000, rng), line_samples(theta, 20000, rng)
         return float(f(real).mean() - f(fake).mean())
