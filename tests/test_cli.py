@@ -156,3 +156,11 @@ def test_help_documents_every_flag():
     for flag in ("--lr", "--n-critic", "--clip", "--gp-lambda", "--model", "--width", "--depth",
                  "--resume", "--config", "--ema", "--critic-boost", "--device", "--threads"):
         assert flag in proc.stdout
+
+
+def test_eval_classifier_on_other_data(tmp_path, trained_run):
+    # The classifier's metrics label MNIST digits; on a 2-D run they would be meaningless.
+    clf = tmp_path / "clf.safetensors"
+    clf.write_bytes(b"")
+    proc = run_cli("eval", str(trained_run), "--classifier", str(clf))
+    assert_one_line_error(proc, "the MNIST classifier metrics need mnist or stacked-mnist data")

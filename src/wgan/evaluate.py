@@ -94,8 +94,7 @@ def evaluate(sampler: Sampler, data: Dataset, critic: nn.Module | None = None,
         results["critic_estimate"] = critic_estimate(critic, raw_sampler or sampler, data, n,
                                                      seed + 2)
     context = EvalContext(sampler, data, n, seed, options)
-    if options.classifier is not None and not {"mnist-classes", "stacked-mnist"} & set(
-            data.evaluators):
+    if options.classifier is not None and not CLASSIFIER_EVALUATORS & set(data.evaluators):
         raise ConfigError(f"the MNIST classifier metrics need mnist or stacked-mnist data, not "
                           f"{data.name!r}")
     if options.fid and "inception" not in data.evaluators:
@@ -204,9 +203,13 @@ def inception_metrics(context: EvalContext) -> dict[str, Any]:
                              amp=context.options.fid_amp, backend=context.options.fid_backend)
 
 
+#: The evaluators that label samples with the MNIST classifier (`_classifier`).
+CLASSIFIER_EVALUATORS = frozenset({"mnist-classes", "stacked-mnist"})
+
 EVALUATORS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "modes": mode_metrics,
     "mnist-classes": mnist_class_metrics,
     "stacked-mnist": stacked_mnist_metrics,
     "inception": inception_metrics,
 }
+assert CLASSIFIER_EVALUATORS <= set(EVALUATORS)

@@ -208,7 +208,9 @@ def tune(base: Config, out: str | Path, minutes: float, fixed: set[str] = frozen
     if needs is not None and needs not in dataset.evaluators:
         raise ConfigError(f"--objective {objective} needs {_NEEDS[needs]}; {base.data} has "
                           f"samples of shape {tuple(shape)}")
-    if needs in ("mnist-classes", "stacked-mnist"):  # else every trial would train, then fail
+    from .evaluate import CLASSIFIER_EVALUATORS
+
+    if needs in CLASSIFIER_EVALUATORS:  # else every trial would train, then fail
         from .metrics.classifier import default_classifier_path
 
         if not default_classifier_path().is_file():

@@ -56,8 +56,8 @@ def _train_on_lines(theta: float, steps: int, objective, lr: float, betas: tuple
     rng = torch.Generator().manual_seed(seed)
     net = _critic()
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        opt, (lambda step: 1 - step / steps) if decay else (lambda step: 1.0))
+    schedule = (torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / steps)
+                if decay else None)
     f = lambda x: net(x).squeeze(1)  # noqa: E731
     for _ in range(steps):
         real, fake = line_samples(0.0, batch, rng), line_samples(theta, batch, rng)
@@ -65,7 +65,8 @@ def _train_on_lines(theta: float, steps: int, objective, lr: float, betas: tuple
         opt.zero_grad()
         loss.backward()
         opt.step()
-        schedule.step()
+        if schedule is not None:
+            schedule.step()
     return f, rng
 
 
