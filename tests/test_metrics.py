@@ -40,3 +40,24 @@ def test_mode_coverage_counts():
                          torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]]), 0.1)
     assert half.reverse_kl == pytest.approx(math.log(2))
     assert mode_coverage(torch.full((5, 2), 5.0), centres, std=0.1).reverse_kl is None
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"classifier": "clf.safetensors"}, "the MNIST classifier metrics need mnist"),
+    ({"fid": True}, "Inception FID needs image data"),
+])
+def test_evaluate_refuses_a_metric_the_data_lacks_before_sampling(options, fragment):
+    # A metric the data cannot have is refused before the generator is sampled or W1 solved
+    # (on images those take minutes); the sampler here fails the test if it is touched.
+    from wgan.config import Config
+    from wgan.data import load_dataset
+    from wgan.errors import ConfigError
+    from wgan.evaluate import EvalOptions, evaluate
+
+    class Untouchable:
+        def sample(self, *args, **kwargs):
+            raise AssertionError("sampled before the options were checked")
+
+    data = load_dataset(Config(data="ring8"))
+    with pytest.raises(ConfigError, match=fragment):
+        evaluate(Untouchable(), data, options=EvalOptions(**options))

@@ -77,6 +77,12 @@ def evaluate(sampler: Sampler, data: Dataset, critic: nn.Module | None = None,
         options: extra metrics.
     """
     options = options or EvalOptions()
+    if options.classifier is not None and not CLASSIFIER_EVALUATORS & set(data.evaluators):
+        raise ConfigError(f"the MNIST classifier metrics need mnist or stacked-mnist data, not "
+                          f"{data.name!r}")
+    if options.fid and "inception" not in data.evaluators:
+        raise ConfigError(f"Inception FID needs image data, not {data.name!r} with samples of "
+                          f"shape {tuple(data.sample_shape)}")
     rng = torch.Generator(device=data.device).manual_seed(seed)
     reference, other = data.reference_samples(n, rng)
     n = len(reference)
@@ -94,12 +100,6 @@ def evaluate(sampler: Sampler, data: Dataset, critic: nn.Module | None = None,
         results["critic_estimate"] = critic_estimate(critic, raw_sampler or sampler, data, n,
                                                      seed + 2)
     context = EvalContext(sampler, data, n, seed, options)
-    if options.classifier is not None and not CLASSIFIER_EVALUATORS & set(data.evaluators):
-        raise ConfigError(f"the MNIST classifier metrics need mnist or stacked-mnist data, not "
-                          f"{data.name!r}")
-    if options.fid and "inception" not in data.evaluators:
-        raise ConfigError(f"Inception FID needs image data, not {data.name!r} with samples of "
-                          f"shape {tuple(data.sample_shape)}")
     for name in data.evaluators:
         results.update(EVALUATORS[name](context))
     return results
