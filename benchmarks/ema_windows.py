@@ -125,26 +125,34 @@ def main() -> None:
                         help="the shadow averages' decays, beside the run's own")
     parser.add_argument("--train-args", default=IMAGE_ARGS,
                         help="wgan train flags of the run (default: the image preset's)")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="train only up to this step now (the run keeps --steps)")
     parser.add_argument("--fid-n", type=int, default=10_000)
     parser.add_argument("--fid-amp", default="fp32")
+    parser.add_argument("--no-score", action="store_true",
+                        help="write the variants' run directories, score none")
     parser.add_argument("--out", type=Path, default=Path("runs/ema_windows"))
     args = parser.parse_args()
+    stop_at = args.steps if args.stop_at is None else args.stop_at
 
-    ensure_classifier(args.data)
+    if not args.no_score:
+        ensure_classifier(args.data)
     run = args.out / f"{args.data}-{args.loss}-s{args.seed}"
     state_file = args.out / f"ema-windows-s{args.seed}.json"
-    state = load_state(state_file)
-    state.update(data=args.data, loss=args.loss, seed=args.seed, steps=args.steps,
-                 extra=args.train_args, decays=args.decays)
-    state.setdefault("scores", {})
     if not (run / "config.json").is_file():  # the run's first step by the CLI, as any run's
         done = wgan("train", "--data", args.data, "--loss", args.loss, "--seed", str(args.seed),
                     "--out", str(run), "--steps", str(args.steps), "--stop-at", "1", "--quiet",
                     "--no-eval", "--no-report", *args.train_args.split())
         if done.returncode != 0:
             raise SystemExit(f"{run}: wgan train failed (exit {done.returncode})")
+    state = load_state(state_file)
+    state.update(data=args.data, loss=args.loss, seed=args.seed, steps=args.steps,
+                 extra=args.train_args, decays=args.decays)
+    state.setdefault("scores", {})
     trainer = Trainer.resume(run, log=lambda m: print(m, file=sys.stderr, flush=True))
     configure_process(trainer.config)
+    if trainer.ema is not None and trainer.ema.decay in args.decays:
+        raise SystemExit(f"--decays: {trainer.ema.decay} is the run's own average")
     shadows = ShadowAverages(trainer, args.decays)
     save_checkpoint = trainer.save_checkpoint
 
@@ -154,16 +162,21 @@ def main() -> None:
         return path
 
     trainer.save_checkpoint = save_both  # type: ignore[method-assign]
-    if trainer.step < args.steps:
+    if trainer.step < stop_at:
         start = time.perf_counter()
         # The shadows first: the standard callbacks' checkpoint at a step must find them updated.
-        trainer.fit(args.steps, callbacks=[shadows, *default_callbacks(trainer, progress=False)],
+        trainer.fit(stop_at, callbacks=[shadows, *default_callbacks(trainer, progress=False)],
                     defaults=False)
         state["train_s"] += time.perf_counter() - start
         save_state(state_file, state)
+    if trainer.step < args.steps:
+        print(f"stopped at step {trainer.step} of {args.steps}; run again to continue")
+        return
     variants = {repr(trainer.ema.decay): run}
     for decay in args.decays:
         variants[repr(decay)] = shadows.write_variant(decay, args.out / f"{run.name}-ema{decay!r}")
+    if args.no_score:
+        return
     for name, path in variants.items():
         if state["scores"].get(name, {}).get("step") == trainer.step:
             continue

@@ -14,8 +14,10 @@ import subprocess
 import sys
 
 import pytest
+import safetensors.torch
+import torch
 
-from conftest import REPO
+from conftest import REPO, run_cli
 
 SCRIPT = REPO / "benchmarks" / "image_quality.py"
 
@@ -197,3 +199,34 @@ def test_user_data_jobs_side_by_side_give_the_rows_of_one_after_another(tmp_path
     done = subprocess.run([*common, "--jobs", "0"], capture_output=True, text=True, timeout=60,
                           cwd=REPO / "benchmarks")
     assert done.returncode == 2 and "--jobs must be at least 1, got 0" in done.stderr
+
+
+def test_ema_windows_shadow_is_the_run_that_asked_for_its_decay(tmp_path):
+    """`ema_windows.py`: a shadow average carried beside a run's own must be what `wgan train
+    --ema D` gives on the same trajectory, bit for bit, also when the script is stopped and run
+    again. It would differ if a checkpoint were written before the shadows took that step's
+    update (the resumed shadow one update short), if the shadows started from fresh weights
+    instead of the run's average, or if the variant kept the run's own average."""
+    train = ["--lr-decay", "none", "--checkpoint-every", "10", "--threads", "1"]
+    direct = tmp_path / "direct"
+    run_cli("train", "--data", "ring8", "--loss", "wgan-gp", "--seed", "3", "--steps", "40",
+            "--ema", "0.5", *train, "--no-eval", "--no-report", "--quiet", "--out", str(direct),
+            check=True)
+    out = tmp_path / "windows"
+    script = [sys.executable, str(REPO / "benchmarks" / "ema_windows.py"), "--data", "ring8",
+              "--seed", "3", "--steps", "40", "--decays", "0.5", "--no-score", "--train-args",
+              " ".join(["--ema", "0.95", *train]), "--out", str(out)]
+    for stop in (["--stop-at", "25"], []):  # stopped after a checkpoint's step, then finished
+        subprocess.run(script + stop, capture_output=True, text=True, check=True, cwd=tmp_path)
+
+    def tensors(run):
+        (path,) = sorted((run / "checkpoints").glob("step-*.safetensors"))[-1:]
+        return safetensors.torch.load_file(path)
+
+    want, got = tensors(direct), tensors(out / "ring8-wgan-gp-s3-ema0.5")
+    own = tensors(out / "ring8-wgan-gp-s3")
+    keys = [k for k in want if k.startswith(("ema.module.", "generator."))]
+    assert keys and all(torch.equal(want[k], got[k]) for k in keys)
+    # The run's own average (0.95) has left the warm-up the two shared (after step 9): it differs.
+    assert not all(torch.equal(own[k], got[k]) for k in keys if k.startswith("ema.module."))
+    assert json.loads((out / "ring8-wgan-gp-s3-ema0.5" / "config.json").read_text())["ema"] == 0.5
