@@ -39,7 +39,7 @@ from wgan.ema import ExponentialMovingAverage  # noqa: E402
 from wgan.loop import Callback  # noqa: E402
 from wgan.runs import RunDir  # noqa: E402
 from wgan.runtime import configure_process  # noqa: E402
-from wgan.train import Trainer  # noqa: E402
+from wgan.train import Trainer, TrainingInterrupted  # noqa: E402
 
 IMAGE_ARGS = ("--model dcgan --amp bf16 --ema 0.999 --lr 9.2e-4 --n-critic 4 --gp-lambda 4.8 "
               "--noise-dim 32")
@@ -165,8 +165,13 @@ def main() -> None:
     if trainer.step < stop_at:
         start = time.perf_counter()
         # The shadows first: the standard callbacks' checkpoint at a step must find them updated.
-        trainer.fit(stop_at, callbacks=[shadows, *default_callbacks(trainer, progress=False)],
-                    defaults=False)
+        try:
+            trainer.fit(stop_at, callbacks=[shadows, *default_callbacks(trainer, progress=False)],
+                        defaults=False)
+        except TrainingInterrupted:  # a checkpoint and its shadows are on disk (not `wgan
+            # train --resume`: that would go on without the shadows)
+            raise SystemExit(f"{run}: interrupted at step {trainer.step}; run this script "
+                             "again with the same arguments to continue") from None
         state["train_s"] += time.perf_counter() - start
         save_state(state_file, state)
     if trainer.step < args.steps:
