@@ -64,8 +64,11 @@ class ShadowAverages(Callback):
             tensors = safetensors.torch.load_file(saved)
             for decay, shadow in self.shadows.items():
                 prefix = f"{decay!r}."
-                shadow.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                                        if k.startswith(prefix)})
+                mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+                if not mine:
+                    raise SystemExit(f"{saved}: holds no average of decay {decay}; run with "
+                                     "the --decays it was started with")
+                shadow.load_state_dict(mine)
             return
         count = int(trainer.ema.n_averaged)
         smallest = min(trainer.ema.decay, *decays)

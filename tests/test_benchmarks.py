@@ -216,7 +216,7 @@ def test_ema_windows_shadow_is_the_run_that_asked_for_its_decay(tmp_path):
     script = [sys.executable, str(REPO / "benchmarks" / "ema_windows.py"), "--data", "ring8",
               "--seed", "3", "--steps", "40", "--decays", "0.5", "--no-score", "--train-args",
               " ".join(["--ema", "0.95", *train]), "--out", str(out)]
-    for stop in (["--stop-at", "25"], []):  # stopped after a checkpoint's step, then finished
+    for stop in (["--stop-at", "25"], []):  # stopped between checkpoint steps, then finished
         subprocess.run(script + stop, capture_output=True, text=True, check=True, cwd=tmp_path)
 
     def tensors(run):
@@ -227,6 +227,6 @@ def test_ema_windows_shadow_is_the_run_that_asked_for_its_decay(tmp_path):
     own = tensors(out / "ring8-wgan-gp-s3")
     keys = [k for k in want if k.startswith(("ema.module.", "generator."))]
     assert keys and all(torch.equal(want[k], got[k]) for k in keys)
-    # The run's own average (0.95) has left the warm-up the two shared (after step 9): it differs.
+    # The shadow (0.5) left the warm-up it shared with the run's own (0.95) after step 9.
     assert not all(torch.equal(own[k], got[k]) for k in keys if k.startswith("ema.module."))
     assert json.loads((out / "ring8-wgan-gp-s3-ema0.5" / "config.json").read_text())["ema"] == 0.5
