@@ -45,11 +45,6 @@ IMAGE_ARGS = ("--model dcgan --amp bf16 --ema 0.999 --lr 9.2e-4 --n-critic 4 --g
               "--noise-dim 32")
 
 
-def warmup(t: int) -> float:
-    """The decay ``wgan.ema`` uses at its ``t``-th update, before the cap."""
-    return (1 + t) / (10 + t)
-
-
 class ShadowAverages(Callback):
     """Extra generator averages, updated after every generator step as the run's own is."""
 
@@ -70,12 +65,13 @@ class ShadowAverages(Callback):
                                      "the --decays it was started with")
                 shadow.load_state_dict(mine)
             return
-        count = int(trainer.ema.n_averaged)
-        smallest = min(trainer.ema.decay, *decays)
-        if count > 0 and warmup(count - 1) > smallest:
-            raise SystemExit(f"{saved}: missing, and the run's average (decay "
-                             f"{trainer.ema.decay}) has left the warm-up shared with {smallest} "
-                             f"(step {trainer.step}): the shadows cannot start from it")
+        # The decays only rise, so averages that agreed on the last update agreed on all.
+        last = int(trainer.ema.n_averaged) - 1
+        for decay, shadow in self.shadows.items():
+            if last >= 0 and shadow.decay_at(last) != trainer.ema.decay_at(last):
+                raise SystemExit(f"{saved}: missing, and the run's average (decay "
+                                 f"{trainer.ema.decay}) has left the warm-up shared with {decay} "
+                                 f"(step {trainer.step}): the shadows cannot start from it")
         for shadow in self.shadows.values():  # equal so far: the warm-up is below every decay
             shadow.load_state_dict(trainer.ema.state_dict())
 

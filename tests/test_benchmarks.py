@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 
@@ -218,6 +219,13 @@ def test_ema_windows_shadow_is_the_run_that_asked_for_its_decay(tmp_path):
               " ".join(["--ema", "0.95", *train]), "--out", str(out)]
     for stop in (["--stop-at", "25"], []):  # stopped between checkpoint steps, then finished
         subprocess.run(script + stop, capture_output=True, text=True, check=True, cwd=tmp_path)
+        if stop:  # without its saved shadows, a run past the shared warm-up cannot go on
+            lost = tmp_path / "lost"
+            shutil.copytree(out, lost)
+            shutil.rmtree(lost / "ring8-wgan-gp-s3" / "shadow-ema")
+            done = subprocess.run(script[:-1] + [str(lost)], capture_output=True, text=True,
+                                  cwd=tmp_path)
+            assert done.returncode == 1 and "cannot start from it" in done.stderr
 
     def tensors(run):
         (path,) = sorted((run / "checkpoints").glob("step-*.safetensors"))[-1:]

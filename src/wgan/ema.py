@@ -46,6 +46,10 @@ class ExponentialMovingAverage(nn.Module):
             self._plan = (model, list(groups.values()), integers)
         return self._plan[1], self._plan[2]
 
+    def decay_at(self, t: int) -> float:
+        """The decay of update ``t`` (from 0): the warm-up ``(1 + t) / (10 + t)``, capped."""
+        return min(self.decay, (1 + t) / (10 + t))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         floats, integers = self._pairs(model)
@@ -54,7 +58,7 @@ class ExponentialMovingAverage(nn.Module):
             if t == 0:
                 torch._foreach_copy_(averaged, current)
             else:
-                torch._foreach_lerp_(averaged, current, 1.0 - min(self.decay, (1 + t) / (10 + t)))
+                torch._foreach_lerp_(averaged, current, 1.0 - self.decay_at(t))
         for averaged, current in integers:
             averaged.copy_(current)
         self._count += 1
