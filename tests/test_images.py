@@ -254,6 +254,28 @@ def test_no_bn_generator_has_constant_filters_and_no_batch_norm():
     assert not any(isinstance(m, torch.nn.Sigmoid) for m in critic.modules())
 
 
+@pytest.mark.parametrize("model", ["dcgan", "resnet", "mlp"])
+def test_generator_width_widens_the_generator_alone(model):
+    """--generator-width sizes the generator and leaves the critic at --width; without it the
+    two share --width (and a run saved before the field existed resolves the same way)."""
+    def params(module):
+        return sum(p.numel() for p in module.parameters())
+
+    shape = (1, 28, 28)
+    same = Config(data="x", model=model, width=16, depth=2).resolve()
+    assert same.generator_width == 16
+    wide = Config(data="x", model=model, width=16, generator_width=32, depth=2).resolve()
+    g16, c16 = build_models(same, shape)
+    g32, c32 = build_models(wide, shape)
+    assert params(c32) == params(c16)
+    assert params(g32) > params(g16)
+    assert g32(torch.randn(2, wide.noise_dim)).shape == (2, *shape)
+    old = {k: v for k, v in wide.to_dict().items() if k != "generator_width"}
+    assert Config.from_dict(old).resolve().generator_width == 16
+    with pytest.raises(ConfigError, match="generator_width must be > 0"):
+        Config(data="x", generator_width=0).resolve()
+
+
 def test_bad_model_sizes_and_batch_norm_critic_with_penalty(tmp_path):
     with pytest.raises(ConfigError, match="image side"):
         build_models(Config(data="x", model="dcgan").resolve(), (1, 30, 30))

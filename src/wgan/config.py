@@ -102,6 +102,8 @@ class Config:
                                    default=None)
     width: int | None = _field("model", "hidden units (mlp) or base channel count (conv models)",
                                default=None)
+    generator_width: int | None = _field("model", "the generator's own --width, leaving the "
+                                         "critic's (default: --width)", default=None)
     depth: int | None = _field("model", "hidden layers of the mlp", default=None)
     activation: str = _field("model", "hidden activation of the mlp: " + ", ".join(ACTIVATIONS),
                              default="relu")
@@ -180,8 +182,8 @@ class Config:
         """Raise :class:`ConfigError` naming the first impossible value."""
         self._check_choices()
         positive = ["lr", "lr_generator", "clip", "steps", "batch_size", "n_critic", "width",
-                    "depth", "noise_dim", "log_every", "checkpoint_every", "keep_checkpoints",
-                    "eval_samples", "image_size"]
+                    "generator_width", "depth", "noise_dim", "log_every", "checkpoint_every",
+                    "keep_checkpoints", "eval_samples", "image_size"]
         for name in positive:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):

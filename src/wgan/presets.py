@@ -159,6 +159,8 @@ def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) 
             values[name] = next((layer[name] for layer in layers if name in layer), None)
     if values["lr_generator"] is None:
         values["lr_generator"] = values["lr"]
+    if values["generator_width"] is None:
+        values["generator_width"] = values["width"]
     if values["sample_every"] is None:
         values["sample_every"] = max(1, values["steps"] // 5)
     if values["preset"] == "toy" and not asked_noise and shape is not None and len(shape) == 1:

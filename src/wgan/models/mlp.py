@@ -75,7 +75,7 @@ class MLPCritic(nn.Module):
 @register_model("mlp")
 def build_mlp(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     bounded = len(sample_shape) == 3  # images (C, H, W) live in [-1, 1]
-    generator = MLPGenerator(config.noise_dim, sample_shape, config.width, config.depth,
+    generator = MLPGenerator(config.noise_dim, sample_shape, config.generator_width, config.depth,
                              config.activation, bounded)
     critic = MLPCritic(sample_shape, config.width, config.depth, config.activation)
     return generator, critic

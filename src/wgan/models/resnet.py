@@ -94,5 +94,5 @@ class ResNetCritic(nn.Module):
 @register_model("resnet")
 def build_resnet(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, size = image_shape(sample_shape, "resnet")
-    return (ResNetGenerator(config.noise_dim, channels, size, config.width),
+    return (ResNetGenerator(config.noise_dim, channels, size, config.generator_width),
             ResNetCritic(channels, size, config.width, config.critic_norm))
