@@ -109,7 +109,8 @@ def image_shape(sample_shape: tuple[int, ...], model: str) -> tuple[int, int]:
 @register_model("dcgan")
 def build_dcgan(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     channels, size = image_shape(sample_shape, "dcgan")
-    generator = DCGANGenerator(config.noise_dim, channels, size, config.generator_width, config.batch_norm)
+    generator = DCGANGenerator(config.noise_dim, channels, size, config.generator_width,
+                               config.batch_norm)
     critic = DCGANCritic(channels, size, config.width, config.critic_norm)
     dcgan_init(generator)
     dcgan_init(critic)
