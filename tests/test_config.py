@@ -112,10 +112,19 @@ def test_auto_preset_gives_images_the_measured_image_recipe(shape):
     # DCGAN's width; the searched DCGAN-with-penalty settings, not WGAN-GP's paper ones
     assert (image.width, image.noise_dim, image.lr, image.lr_generator) == (64, 32, 9.2e-4, 9.2e-4)
     assert (image.n_critic, image.gp_lambda, image.betas) == (4, 4.8, (0.0, 0.9))
+    assert image.generator_width == 128  # the measured wider generator
+    # --width sizes both networks again, and a run saved before the generator had its own width
+    # (its config holds `width` alone) resumes with the generator it trained
+    assert Config(data="anything", width=32).resolve(sample_shape=shape).generator_width == 32
+    saved = {k: v for k, v in image.to_dict().items() if k != "generator_width"}
+    assert Config.from_dict(saved).resolve(sample_shape=shape).generator_width == 64
+    apart = Config(data="anything", width=32, generator_width=48).resolve(sample_shape=shape)
+    assert (apart.width, apart.generator_width) == (32, 48)
     asked = Config(data="anything", lr=2e-4, noise_dim=100).resolve(sample_shape=shape)
     assert (asked.lr, asked.noise_dim, asked.n_critic) == (2e-4, 100, 4)  # flags win
     lp = Config(data="anything", loss="wgan-lp").resolve(sample_shape=shape)
     assert (lp.lr, lp.noise_dim, lp.n_critic) == (1e-4, 100, 5)  # measured for the GP only
+    assert lp.generator_width == lp.width == 64
     resnet = Config(data="anything", model="resnet").resolve(sample_shape=shape)
     assert (resnet.lr, resnet.noise_dim, resnet.n_critic) == (1e-4, 128, 5)  # for the DCGAN only
     clipped = Config(data="anything", loss="wgan").resolve(sample_shape=shape)

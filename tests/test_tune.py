@@ -129,6 +129,12 @@ def test_the_space_follows_the_constraint_and_the_model():
     image = _free_space(Config(data="digits", loss="wgan").resolve((1, 8, 8)), set())
     assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
     assert image["critic_norm"] == ("choice", ("none", "layer", "batch"))
+    assert image["generator_width"] == IMAGE_SPACE["generator_width"]
+    # --width sets both networks, so holding it holds the generator's width too; not the reverse
+    held_width = _free_space(Config(data="digits").resolve((1, 8, 8)), {"width"})
+    assert "width" not in held_width and "generator_width" not in held_width
+    held_generator = _free_space(Config(data="digits").resolve((1, 8, 8)), {"generator_width"})
+    assert "width" in held_generator and "generator_width" not in held_generator
     for loss in ("wgan-gp", "wgan-lp"):
         penalised_image = _free_space(Config(data="digits", loss=loss).resolve((1, 8, 8)), set())
         assert penalised_image["critic_norm"] == ("choice", ("none", "layer"))
