@@ -103,9 +103,8 @@ class Config:
     width: int | None = _field("model", "hidden units (mlp) or base channel count (conv models)",
                                default=None)
     generator_width: int | None = _field("model", "the generator's own --width, leaving the "
-                                         "critic's (default: the preset's, 128 for the image "
-                                         "recipe's DCGAN with a penalty, else --width; a given "
-                                         "--width sets both)", default=None)
+                                         "critic's (default: the preset's, else --width; a "
+                                         "given --width sets both)", default=None)
     depth: int | None = _field("model", "hidden layers of the mlp", default=None)
     activation: str = _field("model", "hidden activation of the mlp: " + ", ".join(ACTIVATIONS),
                              default="relu")

@@ -58,8 +58,8 @@ SPACE: dict[str, tuple[Any, ...]] = {
 #: WGAN paper's DCGAN critic has batch norm; a penalty refuses it, so there it is none or
 #: layer). The generator's width is drawn apart from the critic's (MNIST: twice the critic's
 #: width gave FID 7.28 against 7.68 over three seeds, sessions 25-26); ``--width`` given holds
-#: both, as it sets both. Each trial of MNIST's DCGAN costs minutes on a CPU (about 3 generator steps/s at
-#: width 64): give ``--steps`` a budget.
+#: both, as it sets both. Each trial of MNIST's DCGAN costs minutes on a CPU (about 3 generator
+#: steps/s at width 64): give ``--steps`` a budget.
 IMAGE_SPACE: dict[str, tuple[Any, ...]] = {
     "lr": ("log", 2e-5, 1e-3),
     "n_critic": ("int", 1, 5),
