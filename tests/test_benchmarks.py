@@ -238,3 +238,32 @@ def test_ema_windows_shadow_is_the_run_that_asked_for_its_decay(tmp_path):
     # The shadow (0.5) left the warm-up it shared with the run's own (0.95) after step 9.
     assert not all(torch.equal(own[k], got[k]) for k in keys if k.startswith("ema.module."))
     assert json.loads((out / "ring8-wgan-gp-s3-ema0.5" / "config.json").read_text())["ema"] == 0.5
+
+
+def test_default_job_passes_each_seed_and_arm_to_a_real_run(tmp_path):
+    """`default_job.py` runs `wgan train` once per seed and arm and reads back each run's own
+    evaluation. Arm `same` forces seed 0 (a later `--seed` wins), so its seed-1 row must be arm
+    `plain`'s seed-0 row, while `plain`'s two seeds differ: a script that dropped the seed, the
+    arm's arguments or mixed up which eval.json belongs to which row would break one of these.
+    A run that fails is one line naming the command, not a traceback."""
+    script = REPO / "benchmarks" / "default_job.py"
+    small = "--steps 20 --width 32 --threads 1"
+    out = tmp_path / "rows.json"
+    done = subprocess.run([sys.executable, str(script), "--seeds", "0", "1", "--arm",
+                           f"plain={small}", "--arm", f"same={small} --seed 0", "--json",
+                           str(out)], capture_output=True, text=True, timeout=600, check=True)
+    rows = {(row["arm"], row["seed"]): row for row in json.loads(out.read_text())}
+    assert list(rows) == [("plain", 0), ("same", 0), ("plain", 1), ("same", 1)]
+    scores = ("modes_captured", "high_quality_fraction", "reverse_kl", "w1_ratio")
+    pick = {key: tuple(row[k] for k in scores) for key, row in rows.items()}
+    assert pick["same", 1] == pick["plain", 0] == pick["same", 0]
+    assert pick["plain", 1] != pick["plain", 0]
+    assert all(row["wall_s"] > 0 and row["cpu_s"] > 0 and row["max_rss_mib"] > 50
+               for row in rows.values())
+    plain = [line for line in done.stdout.splitlines() if line.startswith("| plain |")]
+    assert len(plain) == 2 and all(line.split("|")[4].strip() == "1.00" for line in plain)
+    failed = subprocess.run([sys.executable, str(script), "--seeds", "0", "--arm",
+                             "bad=--steps 0"], capture_output=True, text=True, timeout=120)
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert failed.returncode == 1 and len(lines) == 1, failed.stderr
+    assert "failed (rc 2)" in lines[0] and "steps must be > 0, got 0" in lines[0]
