@@ -49,9 +49,10 @@ def run_once(args: list[str], out: Path, timeout: float) -> dict:
     if status != 0:
         raise SystemExit(f"default_job: {shlex.join(command)} failed (rc {status}): "
                          f"{stderr.strip().splitlines()[-1] if stderr.strip() else 'no message'}")
+    for name in ("eval.json", "report.html"):  # an arm with --no-eval, --no-report or --out
+        if not (out / name).is_file():
+            raise SystemExit(f"default_job: {shlex.join(command)} wrote no {out / name}")
     evaluation = json.loads((out / "eval.json").read_text())
-    if not (out / "report.html").is_file():
-        raise SystemExit(f"default_job: {out} has no report.html")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
             "max_rss_mib": usage.ru_maxrss / 1024, **{k: evaluation.get(k) for k in (
                 "modes_captured", "modes_total", "high_quality_fraction", "reverse_kl",

@@ -245,7 +245,7 @@ def test_default_job_passes_each_seed_and_arm_to_a_real_run(tmp_path):
     evaluation. Arm `same` forces seed 0 (a later `--seed` wins), so its seed-1 row must be arm
     `plain`'s seed-0 row, while `plain`'s two seeds differ: a script that dropped the seed, the
     arm's arguments or mixed up which eval.json belongs to which row would break one of these.
-    A run that fails is one line naming the command, not a traceback."""
+    A run that fails, or writes no evaluation or report, is one line, not a traceback."""
     script = REPO / "benchmarks" / "default_job.py"
     small = "--steps 20 --width 32 --threads 1"
     out = tmp_path / "rows.json"
@@ -267,3 +267,9 @@ def test_default_job_passes_each_seed_and_arm_to_a_real_run(tmp_path):
     lines = [line for line in failed.stderr.splitlines() if line.strip()]
     assert failed.returncode == 1 and len(lines) == 1, failed.stderr
     assert "failed (rc 2)" in lines[0] and "steps must be > 0, got 0" in lines[0]
+    silent = subprocess.run([sys.executable, str(script), "--seeds", "0", "--arm",
+                             f"quiet={small} --no-report"], capture_output=True, text=True,
+                            timeout=300)
+    lines = [line for line in silent.stderr.splitlines() if line.strip()]
+    assert silent.returncode == 1 and len(lines) == 1, silent.stderr
+    assert lines[0].endswith("report.html") and "wrote no" in lines[0]
