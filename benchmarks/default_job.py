@@ -17,6 +17,7 @@ run several times over on this machine.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -39,7 +40,7 @@ def run_once(args: list[str], out: Path, timeout: float) -> dict:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink)
         try:
-            _, status, usage = _wait(process, timeout)
+            status, usage = _wait(process, timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -53,10 +54,23 @@ def run_once(args: list[str], out: Path, timeout: float) -> dict:
         if not (out / name).is_file():
             raise SystemExit(f"default_job: {shlex.join(command)} wrote no {out / name}")
     evaluation = json.loads((out / "eval.json").read_text())
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+    return {"wall_s": wall, **training_time(out / "metrics.csv"),
+            "cpu_s": usage.ru_utime + usage.ru_stime,
             "max_rss_mib": usage.ru_maxrss / 1024, **{k: evaluation.get(k) for k in (
                 "modes_captured", "modes_total", "high_quality_fraction", "reverse_kl",
                 "w1_ratio")}}
+
+
+def training_time(metrics: Path) -> dict:
+    """The training loop's share of the wall time, from the run's ``metrics.csv``: the sum of its
+    windows' seconds (the steps alone: start-up, evaluation, figures and report are the rest)
+    and the median window's steps per second."""
+    with open(metrics, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit(f"default_job: {metrics} has no rows")
+    return {"train_s": sum(float(r["seconds"]) for r in rows),
+            "steps_per_second": statistics.median(float(r["steps_per_second"]) for r in rows)}
 
 
 def _wait(process: subprocess.Popen, timeout: float):
@@ -67,7 +81,7 @@ def _wait(process: subprocess.Popen, timeout: float):
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
-            return pid, process.returncode, usage
+            return process.returncode, usage
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(process.args, timeout)
         time.sleep(0.05)
@@ -81,12 +95,13 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
 
 
 def table(rows: list[dict], arms: list[str]) -> str:
-    lines = ["| arm | seed | wall s | ratio to first arm | CPU s | peak MiB | modes | high quality "
-             "| reverse KL | W1 / floor |", "|---" * 10 + "|"]
+    lines = ["| arm | seed | wall s | ratio to first arm | training s | steps/s | CPU s | peak MiB "
+             "| modes | high quality | reverse KL | W1 / floor |", "|---" * 12 + "|"]
     first = {r["seed"]: r["wall_s"] for r in rows if r["arm"] == arms[0]}
     for r in rows:
         lines.append(f"| {r['arm']} | {r['seed']} | {r['wall_s']:.1f} | "
-                     f"{r['wall_s'] / first[r['seed']]:.2f} | {r['cpu_s']:.1f} | "
+                     f"{r['wall_s'] / first[r['seed']]:.2f} | {r['train_s']:.1f} | "
+                     f"{r['steps_per_second']:.1f} | {r['cpu_s']:.1f} | "
                      f"{r['max_rss_mib']:.0f} | {r['modes_captured']}/{r['modes_total']} | "
                      f"{_number(r['high_quality_fraction'], '.1%')} | "
                      f"{_number(r['reverse_kl'], '.4f')} | {_number(r['w1_ratio'], '.2f')} |")

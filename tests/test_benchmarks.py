@@ -260,6 +260,10 @@ def test_default_job_passes_each_seed_and_arm_to_a_real_run(tmp_path):
     assert pick["plain", 1] != pick["plain", 0]
     assert all(row["wall_s"] > 0 and row["cpu_s"] > 0 and row["max_rss_mib"] > 50
                for row in rows.values())
+    # The loop's own time (from metrics.csv) is a part of the wall time: start-up, evaluation
+    # and report are the rest.
+    assert all(0 < row["train_s"] < row["wall_s"] and row["steps_per_second"] > 0
+               for row in rows.values())
     plain = [line for line in done.stdout.splitlines() if line.startswith("| plain |")]
     assert len(plain) == 2 and all(line.split("|")[4].strip() == "1.00" for line in plain)
     failed = subprocess.run([sys.executable, str(script), "--seeds", "0", "--arm",

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .constraints import LipschitzConstraint
+from .models.packing import pack, pack_size
 from .objectives import Objective
 
 #: The official WGAN code's critic schedule (Arjovsky et al., main.py): 100 critic iterations for
@@ -58,6 +59,9 @@ class Algorithm:
             generator of the penalty's interpolation weights.
         joint_forward: score ``[real; fake]`` in one critic forward (same result unless a
             forward changes the critic's state: batch norm, spectral norm).
+
+    A packed critic (:mod:`wgan.models.packing`) scores packs of samples; the penalty then
+    interpolates whole packs.
     """
 
     def __init__(self, generator: nn.Module, critic: nn.Module,
@@ -79,6 +83,7 @@ class Algorithm:
         self.criticize = criticize or critic
         self.criticize_frozen = criticize_frozen or self.criticize
         self.joint_forward = joint_forward
+        self.pack = pack_size(critic)
         self._zero = torch.zeros((), device=next(critic.parameters()).device)
 
     def critic_iterations(self, step: int) -> int:
@@ -100,7 +105,8 @@ class Algorithm:
             fake = self.generate(self.noise(self.batch_size))       # g(z), z ~ p(z)
         real_scores, fake_scores = self.scores(real, fake)
         critic_loss = self.objective.critic_loss(real_scores, fake_scores)
-        penalty = self.constraint.penalty(self.criticize, real, fake, self.rng)
+        penalty = self.constraint.penalty(self.criticize, pack(real, self.pack),
+                                          pack(fake, self.pack), self.rng)
         loss = critic_loss if penalty is None else critic_loss + self.constraint.weight * penalty
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()                                             # one backward: DDP-safe
@@ -123,8 +129,8 @@ class Algorithm:
         """``f(x)`` and ``f(g(z))``; in one forward on ``[real; fake]`` where that is the same."""
         if not self.joint_forward:
             return self.criticize(real), self.criticize(fake)
-        scores = self.criticize(torch.cat([real, fake]))
-        return scores[:len(real)], scores[len(real):]
+        scores = self.criticize(torch.cat([real, fake]))  # as many real scores as fake ones
+        return scores[:len(scores) // 2], scores[len(scores) // 2:]
 
 
 class LearningRateSchedule:

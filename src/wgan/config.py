@@ -85,6 +85,10 @@ class Config:
     critic_boost: bool | None = _field("algorithm", "the official WGAN schedule: 100 critic steps "
                                        "for the first 25 generator steps and every 500th",
                                        default=None)
+    pack: int = _field("algorithm", "PacGAN's packing: the critic scores packs of this many "
+                       "samples joined along channels (images) or features (vectors), which "
+                       "lets it see a generator drop modes (Lin et al. 2018); the batch must "
+                       "split into packs. 1 = off", default=1)
     clip: float = _field("algorithm", "weight-clipping bound c (--constraint clip)", default=0.01)
     gp_lambda: float | None = _field("algorithm", "gradient-penalty weight lambda (--constraint "
                                      "gp or lp)", default=None)
@@ -183,7 +187,7 @@ class Config:
         """Raise :class:`ConfigError` naming the first impossible value."""
         self._check_choices()
         positive = ["lr", "lr_generator", "clip", "steps", "batch_size", "n_critic", "width",
-                    "generator_width", "depth", "noise_dim", "log_every", "checkpoint_every",
+                    "generator_width", "depth", "noise_dim", "pack", "log_every", "checkpoint_every",
                     "keep_checkpoints", "eval_samples", "image_size"]
         for name in positive:
             value = getattr(self, name)
@@ -198,6 +202,9 @@ class Config:
         if self.betas is not None:
             if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
                 raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.batch_size is not None and self.batch_size % self.pack:
+            raise ConfigError(f"batch_size {self.batch_size} does not split into packs of "
+                              f"{self.pack} (--pack); use a multiple of {self.pack}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.channels is not None and self.channels not in (1, 3):

@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .metrics import mode_coverage
 from .metrics.wasserstein import SolverLimitReached, w1_exact
 from .models import eval_mode
+from .models.packing import pack_size
 from .sampling import Sampler
 
 
@@ -123,17 +124,22 @@ def _w1_floor(data: Dataset, n: int, seed: int, other: torch.Tensor, reference: 
 def critic_estimate(critic: nn.Module, sampler: Sampler, data: Dataset, n: int, seed: int
                     ) -> float:
     """``mean f(real) - mean f(fake)`` on ``n`` fresh real samples and ``n`` generated ones, in
-    eval mode (batch-norm statistics and spectral-norm vectors stay as they are)."""
+    eval mode (batch-norm statistics and spectral-norm vectors stay as they are). A packed
+    critic scores packs: ``n`` is then rounded down to whole packs."""
     rng = torch.Generator(device=data.device).manual_seed(seed)
-    total, done = 0.0, 0
+    m = pack_size(critic)
+    n, chunk = n - n % m, 1024 - 1024 % m
+    total, scores, done = 0.0, 0, 0
     with eval_mode(critic):
         while done < n:
-            b = min(1024, n - done)
+            b = min(chunk, n - done)
             real = data.sample(b, rng).to(sampler.device)
             fake = sampler.sample(b, seed=seed + 1 + done, data_units=False).to(sampler.device)
-            total += float(critic(real).float().sum() - critic(fake).float().sum())
+            real_scores, fake_scores = critic(real).float(), critic(fake).float()
+            total += float(real_scores.sum() - fake_scores.sum())
+            scores += len(real_scores)
             done += b
-    return total / max(n, 1)
+    return total / max(scores, 1)
 
 
 # ---- the evaluators datasets declare ---------------------------------------------------------

@@ -20,6 +20,7 @@ from .data import Dataset  # noqa: E402
 from .data.images import to_uint8 as images_to_uint8  # noqa: E402
 from .files import atomic_path  # noqa: E402
 from .models import eval_mode  # noqa: E402
+from .models.packing import pack_size  # noqa: E402
 from .sampling import Sampler  # noqa: E402
 
 
@@ -52,15 +53,16 @@ def save_run_figures(plot_dir: Path, sampler: Sampler, critic: nn.Module, data: 
 @torch.no_grad()
 def critic_landscape(critic: nn.Module, data: Dataset, low: np.ndarray, high: np.ndarray,
                      resolution: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The critic's score on a grid over ``[low, high]`` (data units): ``(xs, ys, scores)``."""
+    """The critic's score on a grid over ``[low, high]`` (data units): ``(xs, ys, scores)``. A
+    packed critic scores each point as a pack of copies of it, ``f(x, ..., x)``."""
     xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     device = next(critic.parameters()).device
     points = torch.as_tensor(grid, dtype=torch.float32, device=device)
     points = (points - data.mean.to(device)) / data.std.to(device)
     with eval_mode(critic):
-        scores = critic(points).float().cpu().numpy().reshape(resolution, resolution)
-    return xs, ys, scores
+        scores = critic(points.repeat_interleave(pack_size(critic), 0))
+    return xs, ys, scores.float().cpu().numpy().reshape(resolution, resolution)
 
 
 @torch.no_grad()
@@ -78,7 +80,8 @@ def plot_samples_2d(sampler: Sampler, critic: nn.Module, data: Dataset, path: Pa
 
     fig, ax = plt.subplots(figsize=(6, 6))
     contour = ax.contourf(xs, ys, scores, levels=30, cmap="viridis", alpha=0.8)
-    fig.colorbar(contour, ax=ax, fraction=0.046, label="critic f(x)")
+    label = "critic f(x)" if pack_size(critic) == 1 else "critic f(x, ..., x) (packed)"
+    fig.colorbar(contour, ax=ax, fraction=0.046, label=label)
     ax.scatter(real[:, 0], real[:, 1], s=3, c="0.85", label="real", alpha=0.7)
     ax.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:orange", label="generated", alpha=0.7)
     ax.set_xlim(low[0], high[0])

@@ -34,6 +34,9 @@ class ReferenceLoop:
 
             for layer in [m for m in critic.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]:
                 spectral_norm(layer)
+        # PacGAN packing, written out here: the critic given is the packed-shape network
+        # (a PackedCritic's inner one), and _pack below joins the samples itself.
+        critic = getattr(critic, "critic", critic) if config.pack > 1 else critic
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.data = data.to(self.device) if same_stream else data
         self.same_stream = same_stream
@@ -66,6 +69,14 @@ class ReferenceLoop:
         return torch.randn(self.config.batch_size, self.config.noise_dim, device=self.device,
                            generator=self.rng)
 
+    def _pack(self, x: Tensor) -> Tensor:
+        """Pack k: samples k m .. k m + m - 1, one after another along the channel axis."""
+        m = self.config.pack
+        if m == 1:
+            return x
+        return torch.stack([torch.cat(list(x[k * m:(k + 1) * m]), dim=0)
+                            for k in range(len(x) // m)])
+
     def _critic_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         d_real, d_fake = self.critic(real), self.critic(fake)
         if self.config.loss.startswith("gan"):
@@ -89,16 +100,18 @@ class ReferenceLoop:
             noise = self._noise()
             with torch.no_grad():
                 fake = self.generator(noise)
+            real, fake = self._pack(real), self._pack(fake)
             self.critic.zero_grad()
             loss = self._critic_loss(real, fake)
             if cfg.constraint in ("gp", "lp"):
-                shape = (cfg.batch_size,) + (1,) * (real.dim() - 1)
-                eps = torch.rand(cfg.batch_size, device=self.device, generator=self.rng).view(shape)
+                packs = len(real)
+                shape = (packs,) + (1,) * (real.dim() - 1)
+                eps = torch.rand(packs, device=self.device, generator=self.rng).view(shape)
                 x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
                 out = self.critic(x_hat)
                 grad = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out),
                                            create_graph=True)[0]
-                excess = grad.view(cfg.batch_size, -1).norm(2, dim=1) - 1
+                excess = grad.view(packs, -1).norm(2, dim=1) - 1
                 if cfg.constraint == "lp":
                     excess = torch.relu(excess)
                 loss = loss + cfg.gp_lambda * (excess ** 2).mean()
@@ -111,7 +124,8 @@ class ReferenceLoop:
         for p in self.critic.parameters():
             p.requires_grad = False
         self.generator.zero_grad()
-        generator_loss = self._generator_loss(self.critic(self.generator(self._noise())))
+        generator_loss = self._generator_loss(
+            self.critic(self._pack(self.generator(self._noise()))))
         generator_loss.backward()
         self.opt_generator.step()
         self.losses.append((critic_loss, generator_loss.item()))

@@ -31,6 +31,7 @@ from .ema import ExponentialMovingAverage
 from .errors import ConfigError, RunDirError, SharedCheckpointError
 from .evaluate import EvalOptions, evaluate
 from .models import build_models
+from .models.packing import PackedCritic, pack_size
 from .objectives import LOSSES
 from .runs import RunDir
 from .runtime import Runtime
@@ -148,6 +149,8 @@ class Trainer:
             if generator is None or critic is None:
                 built = build_models(config, data.sample_shape)
                 generator, critic = generator or built[0], critic or built[1]
+            if config.pack > 1 and pack_size(critic) == 1:  # a critic given for packs
+                critic = PackedCritic(critic, data.sample_shape, config.pack)
             critic = self.constraint.prepare(critic)
         if config.sync_batch_norm and self.dist:
             if self.runtime.device.type != "cuda":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from ..errors import ConfigError
+from .packing import PackedCritic, packed_shape
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -38,11 +39,18 @@ def model_names() -> list[str]:
 
 
 def build_models(config: Config, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """Build ``(generator, critic)`` for samples of ``sample_shape`` as ``config.model`` says."""
+    """Build ``(generator, critic)`` for samples of ``sample_shape`` as ``config.model`` says;
+    with ``config.pack`` above 1, the critic is built for packs and wrapped to take samples
+    (:class:`~wgan.models.packing.PackedCritic`)."""
     if config.model not in _MODELS:
         raise ConfigError(f"unknown model {config.model!r}; choose one of: "
                           f"{', '.join(model_names())}")
-    return _MODELS[config.model](config, tuple(sample_shape))
+    build, shape = _MODELS[config.model], tuple(sample_shape)
+    generator, critic = build(config, shape)
+    m = config.pack
+    if m > 1:  # the same architecture, its input m samples deep
+        critic = PackedCritic(build(config, packed_shape(shape, m))[1], shape, m)
+    return generator, critic
 
 
 
