@@ -128,7 +128,8 @@ class Trainer:
             never leaves a half-made run behind).
         generator, critic: your own ``nn.Module``s instead of the registered ``config.model``
             (the generator maps ``(B, noise_dim)`` noise to samples, the critic samples to
-            ``(B,)`` scores).
+            ``(B,)`` scores; with ``config.pack`` m above 1, packs of m samples joined along
+            dimension 1 to one score each: it is wrapped in a ``PackedCritic``).
     """
 
     def __init__(self, config: Config, run: RunDir | None = None, dataset: Dataset | None = None,

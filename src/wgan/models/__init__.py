@@ -3,7 +3,8 @@
 A builder takes the resolved config and the shape of one data sample and returns
 ``(generator, critic)``. The generator maps noise of shape ``(B, config.noise_dim)`` to samples of
 shape ``(B, *sample_shape)``; the critic maps such samples to one unbounded score each, shape
-``(B,)``. Register a new architecture with :func:`register_model`.
+``(B,)`` (``(B / m,)``, one per pack, with ``--pack m``: :mod:`wgan.models.packing`). Register
+a new architecture with :func:`register_model`.
 """
 
 from __future__ import annotations

@@ -29,7 +29,11 @@ def pack(x: Tensor, m: int) -> Tensor:
         return x
     if x.shape[0] % m:
         raise ValueError(f"a batch of {x.shape[0]} samples does not split into packs of {m}")
-    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+    packed = x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last):  # the reshape copied: keep the runtime's layout
+        packed = packed.contiguous(memory_format=torch.channels_last)
+    return packed
 
 
 class PackedCritic(nn.Module):
