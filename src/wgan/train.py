@@ -128,8 +128,7 @@ class Trainer:
             never leaves a half-made run behind).
         generator, critic: your own ``nn.Module``s instead of the registered ``config.model``
             (the generator maps ``(B, noise_dim)`` noise to samples, the critic samples to
-            ``(B,)`` scores; with ``config.pack`` m above 1, packs of m samples joined along
-            dimension 1 to one score each: it is wrapped in a ``PackedCritic``).
+            ``(B,)`` scores; with ``config.pack`` m > 1, packs of m to one score: PackedCritic).
     """
 
     def __init__(self, config: Config, run: RunDir | None = None, dataset: Dataset | None = None,
