@@ -60,8 +60,8 @@ class Algorithm:
         joint_forward: score ``[real; fake]`` in one critic forward (same result unless a
             forward changes the critic's state: batch norm, spectral norm).
 
-    A packed critic (:mod:`wgan.models.packing`) scores packs of samples; the penalty then
-    interpolates whole packs.
+    A packed critic (:mod:`wgan.models.packing`) scores packs of samples: the critic iteration
+    packs its batches once, so the scores and the penalty see whole packs.
     """
 
     def __init__(self, generator: nn.Module, critic: nn.Module,
@@ -100,13 +100,12 @@ class Algorithm:
     def critic_iteration(self) -> tuple[Tensor, Tensor]:
         """One critic update: maximise ``mean f(x) - mean f(g(z))`` (the objective's critic
         loss, minimised), plus the constraint's penalty; then the constraint's after-step."""
-        real = self.real_batch(self.batch_size)                     # x ~ P_r
+        real = pack(self.real_batch(self.batch_size), self.pack)    # x ~ P_r, in packs if any
         with torch.no_grad():                                       # no gradient into g here
-            fake = self.generate(self.noise(self.batch_size))       # g(z), z ~ p(z)
+            fake = pack(self.generate(self.noise(self.batch_size)), self.pack)  # g(z)
         real_scores, fake_scores = self.scores(real, fake)
         critic_loss = self.objective.critic_loss(real_scores, fake_scores)
-        penalty = self.constraint.penalty(self.criticize, pack(real, self.pack),
-                                          pack(fake, self.pack), self.rng)
+        penalty = self.constraint.penalty(self.criticize, real, fake, self.rng)
         loss = critic_loss if penalty is None else critic_loss + self.constraint.weight * penalty
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()                                             # one backward: DDP-safe
@@ -129,8 +128,8 @@ class Algorithm:
         """``f(x)`` and ``f(g(z))``; in one forward on ``[real; fake]`` where that is the same."""
         if not self.joint_forward:
             return self.criticize(real), self.criticize(fake)
-        scores = self.criticize(torch.cat([real, fake]))  # as many real scores as fake ones
-        return scores[:len(scores) // 2], scores[len(scores) // 2:]
+        scores = self.criticize(torch.cat([real, fake]))
+        return scores[:len(real)], scores[len(real):]
 
 
 class LearningRateSchedule:

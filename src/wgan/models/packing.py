@@ -5,9 +5,9 @@ first non-batch dimension: channels for images, features for vectors.
 
 :class:`PackedCritic` wraps a critic built for the packed shape; it packs a batch of samples
 itself, so every caller (the algorithm, the evaluation, the figures) hands it samples as
-before, and gets one score per pack. The gradient penalty is the one caller that packs first:
-it interpolates each pack between a real and a generated pack and takes the gradient's norm
-over the whole pack (the packed critic's input), which :func:`pack` gives it.
+before, and gets one score per pack. The critic iteration packs first (:func:`pack`), so that
+the gradient penalty interpolates each pack between a real and a generated pack and takes the
+gradient's norm over the whole pack (the packed critic's input).
 """
 
 from __future__ import annotations
