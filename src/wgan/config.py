@@ -48,9 +48,9 @@ class Config:
     """Every setting of a training run. ``None`` means "the default for this loss/preset"."""
 
     # What to train on.
-    data: str = _field("data", "built-in dataset (ring8, grid25, swissroll, mnist, fashion, "
-                       "stacked-mnist, digits, cifar10), a folder of images, or a .npy/.csv "
-                       "file", default="grid25")
+    data: str = _field("data", "built-in dataset (ring8, grid25, grid16-rotated, swissroll, mnist, "
+                       "fashion, stacked-mnist, digits, cifar10), a folder of images, or a "
+                       ".npy/.csv file", default="grid25")
     data_dir: str | None = _field("data", "folder holding the files of a named image dataset",
                                   default=None)
     image_size: int | None = _field("data", "resize images to this side in pixels (default: "

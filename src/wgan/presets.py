@@ -108,7 +108,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "image": {"all": {"model": "dcgan", "steps": 15600, "ema": 0.999},
               "dcgan:gp": _IMAGE_DCGAN_PENALTY},
 }
-TOY_DATA = ("ring8", "grid25", "swissroll")
+TOY_DATA = ("ring8", "grid25", "grid16-rotated", "swissroll")
 #: Vectors of at most this many dimensions get the ``toy`` recipe under ``--preset auto``.
 LOW_DIMENSIONAL = 16
 
