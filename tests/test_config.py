@@ -39,7 +39,8 @@ def test_a_presets_constraint_settings_override_its_shared_ones():
 
 def test_auto_preset_depends_on_data():
     assert Config(data="grid25").resolve().preset == "toy"
-    assert Config(data="grid25").resolve().gp_lambda == 0.5
+    toy = Config(data="grid25").resolve()  # the toy recipe's penalty settings (session 29)
+    assert (toy.gp_lambda, toy.n_critic, toy.noise_dim, toy.lr) == (0.126, 3, 2, 2.34e-3)
     assert Config(data="points.csv").resolve().preset == "none"
     assert Config(data="points.csv").resolve().gp_lambda == 10.0
     paper = Config(data="grid25", preset="paper", loss="wgan").resolve()
@@ -96,9 +97,10 @@ def test_auto_preset_follows_the_shape_of_the_data_not_its_name(tmp_path):
     wide.write_text("\n".join(",".join(["1"] * 20) for _ in range(5)))
     mine = Config(data=str(low)).resolve()
     assert mine.preset == "toy" and mine.noise_dim == 6  # z must fill 6 dimensions
-    assert mine.gp_lambda == 0.5 and mine.width == 128
+    assert mine.gp_lambda == 0.126 and mine.width == 128
     assert Config(data=str(wide)).resolve().preset == "none"
-    assert Config(data="grid25").resolve().noise_dim == 4
+    assert Config(data="grid25").resolve().noise_dim == 2
+    assert Config(data="grid25", loss="wgan").resolve().noise_dim == 4  # not a penalty
     assert Config(data=str(low), noise_dim=7).resolve().noise_dim == 7  # asked for: kept
     # the shape of loaded data decides when it is given
     assert Config(data="anything").resolve(sample_shape=(4,)).preset == "toy"
