@@ -6,8 +6,8 @@ Geometry below is in data units; the networks see each mixture standardised per 
 - ``ring8``: 8 Gaussians with std 0.01 centred on the unit circle at angles 2*pi*k/8.
 - ``grid25``: 25 Gaussians with std 0.05 centred on {-4, -2, 0, 2, 4}^2.
 - ``grid16-rotated``: 16 Gaussians with std 0.05 on a 4 x 4 grid of spacing 2 ({-3, -1, 1, 3}^2),
-  rotated by 30 degrees about the origin. The data recipes are searched on (``wgan tune``), so that
-  ``ring8`` and ``grid25``, which they are judged on, stay unseen; its modes are evaluated alike.
+  rotated by 30 degrees about the origin: data to search recipes on (``wgan tune``), with the same
+  mode metrics, so that ``ring8`` and ``grid25``, which recipes are judged on, stay unseen.
 - ``swissroll``: the 2-D swiss roll ``t (cos t, sin t)`` with ``t ~ U(1.5 pi, 4.5 pi)``,
   scaled by 1/7.5 and with Gaussian noise of std 0.25/7.5 (the WGAN-GP toy experiment's roll).
 """
