@@ -17,21 +17,18 @@ def test_toy_geometry():
     grid = load_dataset(Config(data="grid25"))
     assert sorted(set(grid.modes.centres[:, 0].tolist())) == [-4, -2, 0, 2, 4]
     assert len(grid.modes.centres) == 25 and grid.modes.std == 0.05
-    x = grid.to_data_units(grid.sample(20000, torch.Generator().manual_seed(0)))
-    distance = torch.cdist(x, grid.modes.centres).min(dim=1).values
-    # 2-D Gaussian: the radius follows a Rayleigh law, P(r > 3 sigma) = exp(-4.5) = 1.1%
-    assert (distance <= 3 * 0.05).float().mean().item() == pytest.approx(1 - math.exp(-4.5),
-                                                                         abs=0.005)
-    tuning = load_dataset(Config(data="grid16-rotated"))  # the data recipes are searched on
+    tuning = load_dataset(Config(data="grid16-rotated"))  # the mixture recipes are searched on
     centres = tuning.modes.centres
     nearest = torch.cdist(centres, centres).add(torch.eye(16) * 1e9).min(dim=1).values
     assert len(centres) == 16 and torch.allclose(nearest, torch.full((16,), 2.0))
     angle = math.degrees(math.atan2(*(centres[1] - centres[0]).flip(0).tolist()))
     assert angle % 90 == pytest.approx(60) or angle % 90 == pytest.approx(30)  # not axis-aligned
-    x = tuning.to_data_units(tuning.sample(20000, torch.Generator().manual_seed(0)))
-    distance = torch.cdist(x, centres).min(dim=1).values
-    assert (distance <= 3 * 0.05).float().mean().item() == pytest.approx(1 - math.exp(-4.5),
-                                                                         abs=0.005)
+    for mixture in (grid, tuning):
+        x = mixture.to_data_units(mixture.sample(20000, torch.Generator().manual_seed(0)))
+        distance = torch.cdist(x, mixture.modes.centres).min(dim=1).values
+        # 2-D Gaussian: the radius follows a Rayleigh law, P(r > 3 sigma) = exp(-4.5) = 1.1%
+        assert (distance <= 3 * 0.05).float().mean().item() == pytest.approx(
+            1 - math.exp(-4.5), abs=0.005)
     roll_data = load_dataset(Config(data="swissroll"))
     roll = roll_data.to_data_units(roll_data.sample(5000, torch.Generator().manual_seed(0)))
     radius = roll.norm(dim=1)
