@@ -88,7 +88,8 @@ def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_ev
             "seconds": round(watch.train_time, 1), "time_to_target": watch.time_to_target,
             "time_to_all_modes": watch.time_to_all_modes,
             **{k: results[k] for k in ("modes_captured", "modes_total", "high_quality_fraction",
-                                       "modes_with_20", "reverse_kl", "w1_exact", "w1_floor",
+                                       "modes_with_20", "reverse_kl", "mode_spread", "w1_exact",
+                                       "w1_floor",
                                        "w1_ratio")}}
 
 
@@ -103,6 +104,10 @@ def _run_one(job: tuple) -> dict:
 
 def _kl(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _spread(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -131,7 +136,7 @@ def main() -> None:
 
     rows = []
     header = (f"{'loss':8} {'data':7} {'seed':>4} {'steps':>6} {'sec':>6} {'modes':>7} "
-              f"{'>=20':>5} {'HQ %':>6} {'rev KL':>7} {'W1/floor':>8} {'t->target':>9}")
+              f"{'>=20':>5} {'HQ %':>6} {'rev KL':>7} {'spread':>6} {'W1/floor':>8} {'t->target':>9}")
     print(f"# overrides: {overrides or 'none'}; target: all modes and HQ >= {args.target_hq}")
     print(header, flush=True)
     jobs = [(loss, data, seed, args.steps, args.budget, args.check_every,
@@ -148,7 +153,8 @@ def main() -> None:
             print(f"{loss:8} {data:7} {seed:>4} {row['steps']:>6} {row['seconds']:>6} "
                   f"{row['modes_captured']:>3}/{row['modes_total']:<3} "
                   f"{row['modes_with_20']:>5} {100 * row['high_quality_fraction']:>6.1f} "
-                  f"{_kl(row['reverse_kl']):>7} {row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
+                  f"{_kl(row['reverse_kl']):>7} {_spread(row['mode_spread']):>6} "
+                  f"{row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
@@ -159,6 +165,7 @@ def main() -> None:
             reached = [r["time_to_target"] for r in group if r["time_to_target"] is not None]
             worst = min(group, key=lambda r: (r["modes_captured"], r["high_quality_fraction"]))
             kls = [r["reverse_kl"] for r in group if r["reverse_kl"] is not None]
+            spreads = [r["mode_spread"] for r in group if r["mode_spread"] is not None]
             print(f"{loss:8} {data:7} modes {statistics.mean(r['modes_captured'] for r in group):.1f}"
                   f"/{group[0]['modes_total']}  HQ "
                   f"{100 * statistics.mean(r['high_quality_fraction'] for r in group):.1f}%  "
@@ -166,6 +173,7 @@ def main() -> None:
                   f"{100 * worst['high_quality_fraction']:.1f}%  "
                   f"reverse KL {_kl(statistics.mean(kls) if kls else None)} "
                   f"(max {_kl(max(kls) if kls else None)})  "
+                  f"spread {_spread(statistics.mean(spreads) if spreads else None)}  "
                   f"W1/floor {statistics.mean(r['w1_ratio'] for r in group):.2f}  "
                   f"time {statistics.mean(r['seconds'] for r in group):.0f}s  "
                   f"target reached {len(reached)}/{len(group)}"

@@ -42,6 +42,22 @@ def test_mode_coverage_counts():
     assert mode_coverage(torch.full((5, 2), 5.0), centres, std=0.1).reverse_kl is None
 
 
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_mode_spread_is_one_for_the_mixture_and_zero_at_the_centres(dim):
+    # Samples of the mixture itself score 1: this fails if the 3-std truncation is not corrected
+    # for (2-D: 0.974; 5-D: 0.93) or the rms is not per coordinate (2-D: 1.38). Samples piled
+    # on the centres, all high quality, score 0.
+    g = torch.Generator().manual_seed(dim)
+    centres = torch.randn(4, dim, generator=g) * 50
+    std, n = 0.3, 40000
+    which = torch.randint(4, (n,), generator=g)
+    real = centres[which] + std * torch.randn(n, dim, generator=g)
+    assert mode_coverage(real, centres, std).mode_spread == pytest.approx(1.0, abs=0.015)
+    piled = mode_coverage(centres[which], centres, std)
+    assert piled.high_quality_fraction == 1.0 and piled.mode_spread == pytest.approx(0.0, abs=1e-4)
+    assert mode_coverage(torch.full((5, dim), 1e4), centres, std).mode_spread is None
+
+
 @pytest.mark.parametrize("options, fragment", [
     ({"classifier": "clf.safetensors"}, "the MNIST classifier metrics need mnist"),
     ({"fid": True}, "Inception FID needs image data"),

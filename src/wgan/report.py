@@ -164,8 +164,8 @@ def curves_figure(runs: list[RunSummary]) -> bytes:
 # ---- the report ----------------------------------------------------------------------------------
 
 _HEADLINE = ("step", "n", "w1_exact", "w1_floor", "w1_ratio", "critic_estimate", "modes_captured",
-             "modes_total", "high_quality_fraction", "reverse_kl", "classes_captured", "class_kl",
-             "classifier_frechet", "stacked_modes", "stacked_kl", "fid", "kid", "kid_std",
+             "modes_total", "high_quality_fraction", "reverse_kl", "mode_spread", "classes_captured",
+             "class_kl", "classifier_frechet", "stacked_modes", "stacked_kl", "fid", "kid", "kid_std",
              "precision", "recall")
 
 
