@@ -89,8 +89,7 @@ def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_ev
             "time_to_all_modes": watch.time_to_all_modes,
             **{k: results[k] for k in ("modes_captured", "modes_total", "high_quality_fraction",
                                        "modes_with_20", "reverse_kl", "mode_spread", "w1_exact",
-                                       "w1_floor",
-                                       "w1_ratio")}}
+                                       "w1_floor", "w1_ratio")}}
 
 
 def _set_threads(threads: int | None) -> None:

@@ -45,7 +45,7 @@ def test_mode_coverage_counts():
 @pytest.mark.parametrize("dim", [1, 2, 5])
 def test_mode_spread_is_one_for_the_mixture_and_zero_at_the_centres(dim):
     # Samples of the mixture itself score 1: this fails if the 3-std truncation is not corrected
-    # for (2-D: 0.974; 5-D: 0.93) or the rms is not per coordinate (2-D: 1.38). Samples piled
+    # for (2-D: 0.974; 5-D: 0.916) or the rms is not per coordinate (sqrt(dim)). Samples piled
     # on the centres, all high quality, score 0.
     g = torch.Generator().manual_seed(dim)
     centres = torch.randn(4, dim, generator=g) * 50
