@@ -45,7 +45,7 @@ def noise_batch(rank: int, call: int) -> torch.Tensor:
     return torch.randn(BATCH, NOISE, generator=torch.Generator().manual_seed(1000 * rank + call))
 
 
-def separate_backward(self: Algorithm):
+def separate_backward(self: Algorithm, penalize: bool = True):
     """The trap: the penalty backpropagated on its own, after the loss's own backward."""
     real = self.real_batch(self.batch_size)
     with torch.no_grad():

@@ -127,6 +127,7 @@ def test_stop_at_then_resume_equals_one_run_under_a_decaying_schedule(tmp_path):
     (["--steps", "10", "--stop-at", "20"], ["--stop-at must be between 1 and --steps (10)", "20"]),
     (["--pack", "0"], ["pack must be > 0"]),
     (["--pack", "3"], ["batch_size 256 does not split into packs of 3 (--pack)"]),
+    (["--penalty-every", "2"], ["penalty_every 2 does not divide n_critic 3", "divisor of 3"]),
 ])
 def test_bad_flags_fail_before_training(tmp_path, args, fragments):
     out = tmp_path / "never"

@@ -53,7 +53,7 @@ def test_auto_preset_depends_on_data():
     ("clip", 0.0, "clip must be > 0"), ("batch_size", 0, "batch_size must be > 0"),
     ("steps", 0, "steps must be > 0"), ("gp_lambda", -0.1, "gp_lambda must be >= 0"),
     ("loss", "wgan-xx", "unknown loss 'wgan-xx'; choose one of: wgan, wgan-gp"),
-    ("ema", 1.0, "ema must be in [0, 1)"),
+    ("ema", 1.0, "ema must be in [0, 1)"), ("penalty_every", 0, "penalty_every must be > 0"),
 ])
 def test_impossible_values_are_rejected(field, value, fragment):
     with pytest.raises(ConfigError, match=None) as info:

@@ -92,26 +92,31 @@ class Algorithm:
     def step(self, step: int) -> dict[str, Tensor]:
         """Generator iteration number ``step`` and the critic iterations before it. Returns
         detached scalar losses, left on the device (reading them would make the host wait)."""
-        for _ in range(self.critic_iterations(step)):
-            critic_loss, penalty = self.critic_iteration()
+        penalty = self._zero
+        for i in range(self.critic_iterations(step)):   # a lazy penalty: every k-th iteration
+            critic_loss, term = self.critic_iteration(i % self.constraint.every == 0)
+            penalty = penalty if term is None else term
         generator_loss = self.generator_iteration()
         return {"critic_loss": critic_loss, "generator_loss": generator_loss, "penalty": penalty}
 
-    def critic_iteration(self) -> tuple[Tensor, Tensor]:
+    def critic_iteration(self, penalize: bool = True) -> tuple[Tensor, Tensor | None]:
         """One critic update: maximise ``mean f(x) - mean f(g(z))`` (the objective's critic
-        loss, minimised), plus the constraint's penalty; then the constraint's after-step."""
+        loss, minimised), plus the constraint's penalty (if ``penalize``: a lazy penalty skips
+        iterations and weighs the others ``every`` times); then the constraint's after-step."""
         real = pack(self.real_batch(self.batch_size), self.pack)    # x ~ P_r, in packs if any
         with torch.no_grad():                                       # no gradient into g here
             fake = pack(self.generate(self.noise(self.batch_size)), self.pack)  # g(z)
         real_scores, fake_scores = self.scores(real, fake)
         critic_loss = self.objective.critic_loss(real_scores, fake_scores)
-        penalty = self.constraint.penalty(self.criticize, real, fake, self.rng)
-        loss = critic_loss if penalty is None else critic_loss + self.constraint.weight * penalty
+        penalty = (self.constraint.penalty(self.criticize, real, fake, self.rng) if penalize
+                   else None)
+        weight = self.constraint.weight * self.constraint.every
+        loss = critic_loss if penalty is None else critic_loss + weight * penalty
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()                                             # one backward: DDP-safe
         self.critic_optimizer.step()
         self.constraint.after_critic_step(self.critic)              # e.g. clip to [-c, c]
-        return critic_loss.detach(), (self._zero if penalty is None else penalty.detach())
+        return critic_loss.detach(), (None if penalty is None else penalty.detach())
 
     def generator_iteration(self) -> Tensor:
         """One generator update: minimise the objective's generator loss, ``-mean f(g(z))``,

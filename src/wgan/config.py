@@ -92,6 +92,10 @@ class Config:
     clip: float = _field("algorithm", "weight-clipping bound c (--constraint clip)", default=0.01)
     gp_lambda: float | None = _field("algorithm", "gradient-penalty weight lambda (--constraint "
                                      "gp or lp)", default=None)
+    penalty_every: int = _field("algorithm", "add the gradient penalty (--constraint gp or lp) on "
+                                "every k-th critic step of a generator step only, weighed k "
+                                "times: lazy regularisation (Karras et al. 2020), cheaper "
+                                "steps. 1 = every step", default=1)
     sync_batch_norm: bool = _field("algorithm", "with several processes on CUDA, batch norm in the "
                                    "generator normalises over the global batch "
                                    "(SyncBatchNorm) instead of each process's own", default=False)
@@ -187,8 +191,8 @@ class Config:
         """Raise :class:`ConfigError` naming the first impossible value."""
         self._check_choices()
         positive = ["lr", "lr_generator", "clip", "steps", "batch_size", "n_critic", "width",
-                    "generator_width", "depth", "noise_dim", "pack", "log_every", "checkpoint_every",
-                    "keep_checkpoints", "eval_samples", "image_size"]
+                    "generator_width", "depth", "noise_dim", "pack", "penalty_every", "log_every",
+                    "checkpoint_every", "keep_checkpoints", "eval_samples", "image_size"]
         for name in positive:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
@@ -205,6 +209,10 @@ class Config:
         if self.batch_size is not None and self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} does not split into packs of "
                               f"{self.pack} (--pack); use a multiple of {self.pack}")
+        if self.n_critic is not None and self.n_critic % self.penalty_every:
+            raise ConfigError(f"penalty_every {self.penalty_every} does not divide n_critic "
+                              f"{self.n_critic}: the lazy penalty's weight would not average "
+                              f"to lambda; use a divisor of {self.n_critic}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.channels is not None and self.channels not in (1, 3):

@@ -39,6 +39,9 @@ class LipschitzConstraint:
     settings: ClassVar[tuple[str, ...]] = ()
     #: Multiplies :meth:`penalty` in the critic loss.
     weight: float = 0.0
+    #: The penalty is added on every ``every``-th critic iteration of a generator step only,
+    #: weighed ``every`` times (lazy regularisation, Karras et al. 2020); 1 = on every one.
+    every: int = 1
 
     @classmethod
     def from_config(cls, config: Any) -> LipschitzConstraint:
@@ -98,17 +101,17 @@ class GradientPenalty(LipschitzConstraint):
     ``fast`` turns on the cheaper double backward of :mod:`wgan.models.layers`."""
 
     name = "gp"
-    settings = ("gp_lambda", "fast_penalty")
+    settings = ("gp_lambda", "fast_penalty", "penalty_every")
     per_sample = True
     needs_double_backward = True
     one_sided = False
 
-    def __init__(self, weight: float = 10.0, fast: bool = True):
-        self.weight, self.fast = weight, fast
+    def __init__(self, weight: float = 10.0, fast: bool = True, every: int = 1):
+        self.weight, self.fast, self.every = weight, fast, every
 
     @classmethod
     def from_config(cls, config: Any) -> GradientPenalty:
-        return cls(config.gp_lambda, config.fast_penalty)
+        return cls(config.gp_lambda, config.fast_penalty, config.penalty_every)
 
     def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
                 generator: torch.Generator) -> Tensor:
@@ -116,7 +119,8 @@ class GradientPenalty(LipschitzConstraint):
                                 fast=self.fast)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(weight={self.weight}, fast={self.fast})"
+        return (f"{type(self).__name__}(weight={self.weight}, fast={self.fast}, "
+                f"every={self.every})")
 
 
 @register_constraint

@@ -95,7 +95,7 @@ class ReferenceLoop:
         cfg = self.config
         for p in self.critic.parameters():
             p.requires_grad = True
-        for _ in range(critic_iterations(self.iteration, cfg.n_critic, cfg.critic_boost)):
+        for i in range(critic_iterations(self.iteration, cfg.n_critic, cfg.critic_boost)):
             real = self._real_batch()
             noise = self._noise()
             with torch.no_grad():
@@ -103,7 +103,7 @@ class ReferenceLoop:
             real, fake = self._pack(real), self._pack(fake)
             self.critic.zero_grad()
             loss = self._critic_loss(real, fake)
-            if cfg.constraint in ("gp", "lp"):
+            if cfg.constraint in ("gp", "lp") and i % cfg.penalty_every == 0:
                 packs = len(real)
                 shape = (packs,) + (1,) * (real.dim() - 1)
                 eps = torch.rand(packs, device=self.device, generator=self.rng).view(shape)
@@ -114,7 +114,7 @@ class ReferenceLoop:
                 excess = grad.view(packs, -1).norm(2, dim=1) - 1
                 if cfg.constraint == "lp":
                     excess = torch.relu(excess)
-                loss = loss + cfg.gp_lambda * (excess ** 2).mean()
+                loss = loss + cfg.gp_lambda * cfg.penalty_every * (excess ** 2).mean()
             loss.backward()
             self.opt_critic.step()
             if cfg.constraint == "clip":
