@@ -128,6 +128,8 @@ def test_stop_at_then_resume_equals_one_run_under_a_decaying_schedule(tmp_path):
     (["--pack", "0"], ["pack must be > 0"]),
     (["--pack", "3"], ["batch_size 256 does not split into packs of 3 (--pack)"]),
     (["--penalty-every", "2"], ["penalty_every 2 does not divide n_critic 3", "divisor of 3"]),
+    (["--loss", "wgan", "--penalty-every", "5"], ["penalty_every 5 needs a gradient penalty",
+                                                  "the constraint is clip"]),
 ])
 def test_bad_flags_fail_before_training(tmp_path, args, fragments):
     out = tmp_path / "never"

@@ -209,6 +209,10 @@ class Config:
         if self.batch_size is not None and self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} does not split into packs of "
                               f"{self.pack} (--pack); use a multiple of {self.pack}")
+        constraint = self.constraint or LOSSES[self.loss].constraint
+        if self.penalty_every > 1 and "penalty_every" not in CONSTRAINTS[constraint].settings:
+            raise ConfigError(f"penalty_every {self.penalty_every} needs a gradient penalty "
+                              f"(--constraint gp or lp); the constraint is {constraint}")
         if self.n_critic is not None and self.n_critic % self.penalty_every:
             raise ConfigError(f"penalty_every {self.penalty_every} does not divide n_critic "
                               f"{self.n_critic}: the lazy penalty's weight would not average "
@@ -219,7 +223,6 @@ class Config:
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         if self.sample_every is not None and self.sample_every < 0:
             raise ConfigError(f"sample_every must be >= 0, got {self.sample_every}")
-        constraint = self.constraint or LOSSES[self.loss].constraint
         if CONSTRAINTS[constraint].per_sample and self.critic_norm == "batch":
             raise ConfigError("a critic trained with a gradient penalty must not use batch norm "
                               "(it couples the samples the penalty treats one by one); use "

@@ -64,10 +64,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: (session 6's search by held-out W1). Judged on grid25 and ring8 over seeds 0-4: 92.8% and
 #: 97.6% high quality (worst seeds 91.9% and 97.2%) against 89.2% and 96.4%, in about 0.6 times
 #: the wall time; users' data within 1.5x of the held-out W1 floor on every shape and seed at
-#: 3,000, 5,000 and 20,000 steps (sessions 29-30). EMA 0.999 (session 11): at these step sizes the raw generator
-#: jitters, and a shorter average let it thin moons and heavy tails. The average's warm-up
-#: (``wgan.ema``: at most (1 + t) / (10 + t) after t updates) reaches 0.999 only after about
-#: 9,000 steps, so in a 5,000-step run it averages roughly the last tenth of the run.
+#: 3,000, 5,000 and 20,000 steps (sessions 29-30). EMA 0.999 (session 11): at these step sizes
+#: the raw generator jitters, and a shorter average let it thin moons and heavy tails. The
+#: average's warm-up (``wgan.ema``: at most (1 + t) / (10 + t) after t updates) reaches 0.999
+#: only after about 9,000 steps, so in a 5,000-step run it averages roughly the last tenth of it.
 #: Measured for WGAN-GP; WGAN-LP shares it (session 30, seeds 0-4: grid25 91.9%, ring8 97.4%);
 #: the other losses keep the shared settings.
 _TOY_PENALTY = {"lr": 2.34e-3, "betas": (0.5, 0.9), "gp_lambda": 0.126, "ema": 0.999,
