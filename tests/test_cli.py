@@ -130,6 +130,8 @@ def test_stop_at_then_resume_equals_one_run_under_a_decaying_schedule(tmp_path):
     (["--penalty-every", "2"], ["penalty_every 2 does not divide n_critic 3", "divisor of 3"]),
     (["--loss", "wgan", "--penalty-every", "5"], ["penalty_every 5 needs a gradient penalty",
                                                   "the constraint is clip"]),
+    (["--penalty-every", "3", "--critic-boost"], ["penalty_every 3 does not divide the 100 critic "
+                                                  "steps of critic_boost"]),
 ])
 def test_bad_flags_fail_before_training(tmp_path, args, fragments):
     out = tmp_path / "never"

@@ -81,13 +81,14 @@ def test_dcgan_trainer_matches_reference_with_boost_and_channels_last():
 def test_lazy_penalty_trainer_matches_reference(loss):
     """``penalty_every 2`` of 4 critic steps: the penalty on steps 0 and 2 of each generator step,
     weighed twice; the plain loop does the same its own way. Penalising the wrong steps drifts
-    apart within 20 steps, and so does a weight not doubled (WGAN-GP; WGAN-LP's one-sided
-    penalty stays zero at this small critic's gradients)."""
+    apart within 20 steps, and so does a weight not doubled. The step size (1e-3) grows the
+    critic's gradients past 1 within those steps, so that WGAN-LP's one-sided penalty is not
+    zero (at 1e-4 it is, and the test could not see its weight)."""
     torch.manual_seed(0)
     points = torch.randn(512, 2)
     config = Config(data="points", loss=loss, preset="none", width=32, depth=2, noise_dim=4,
                     batch_size=64, n_critic=4, penalty_every=2, gp_lambda=1.0, steps=20, seed=3,
-                    critic_boost=False)
+                    critic_boost=False, lr=1e-3)
     trainer, reference = run_both(config, TensorDataset("points", points), 20)
     assert_same_weights(trainer.critic, reference.critic, rtol=1e-7, atol=1e-9)
     assert_same_weights(trainer.generator, reference.generator, rtol=1e-7, atol=1e-9)

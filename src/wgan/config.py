@@ -24,6 +24,7 @@ from typing import Any
 
 import tomllib
 
+from .algorithm import BOOST_CRITIC_STEPS
 from .constraints import CONSTRAINTS
 from .errors import ConfigError
 from .objectives import LOSSES
@@ -217,6 +218,11 @@ class Config:
             raise ConfigError(f"penalty_every {self.penalty_every} does not divide n_critic "
                               f"{self.n_critic}: the lazy penalty's weight would not average "
                               f"to lambda; use a divisor of {self.n_critic}")
+        boost = max(BOOST_CRITIC_STEPS, self.n_critic or 0)
+        if self.critic_boost and boost % self.penalty_every:
+            raise ConfigError(f"penalty_every {self.penalty_every} does not divide the {boost} "
+                              f"critic steps of critic_boost: the lazy penalty's weight would "
+                              f"not average to lambda on those steps")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.channels is not None and self.channels not in (1, 3):
