@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["ring8", "grid25"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator steps (default: the config's, 5000 with the toy preset)")
+                        help="generator steps (default: the recipe's; the toy recipe: 10000 for the "
+                        "penalties, 5000 for the other losses)")
     parser.add_argument("--budget", type=float, default=300.0, help="training seconds per run")
     parser.add_argument("--check-every", type=int, default=250)
     parser.add_argument("--target-hq", type=float, default=0.95)

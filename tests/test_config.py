@@ -47,6 +47,31 @@ def test_auto_preset_depends_on_data():
     assert (paper.width, paper.depth, paper.batch_size, paper.lr) == (512, 4, 64, 5e-5)
 
 
+def test_toy_recipes_lazy_penalty_goes_with_its_critic_steps(tmp_path):
+    """The toy recipe penalises every third critic step over 10,000 steps (session 32). Its
+    lazy penalty yields to critic steps it does not divide (the user's or the critic boost's)
+    instead of refusing them; the user's own value is checked, never changed; the other losses
+    and the image recipe penalise every step; and a run saved before the field existed resumes
+    as it trained (every step), not with the recipe's newer value."""
+    from wgan.runs import RunDir
+
+    toy = Config(data="grid25").resolve()
+    assert (toy.steps, toy.penalty_every) == (10000, 3)
+    assert Config(data="grid25", loss="wgan-lp").resolve().penalty_every == 3
+    assert Config(data="grid25", n_critic=6).resolve().penalty_every == 3
+    assert Config(data="grid25", n_critic=5).resolve().penalty_every == 1
+    assert Config(data="grid25", critic_boost=True).resolve().penalty_every == 1
+    assert Config(data="grid25", loss="wgan").resolve().penalty_every == 1
+    assert Config(data="mnist").resolve().penalty_every == 1
+    with pytest.raises(ConfigError, match="penalty_every 3 does not divide n_critic 5"):
+        Config(data="grid25", n_critic=5, penalty_every=3).resolve()
+    run = RunDir.create(tmp_path / "old", toy)
+    saved = {k: v for k, v in toy.to_dict().items() if k != "penalty_every"}
+    run.config_path.write_text(json.dumps(saved))
+    assert RunDir.open(run.path).load_config().penalty_every == 1
+    assert Config.from_dict(saved).resolve().penalty_every == 3  # a new run gets the recipe's
+
+
 @pytest.mark.parametrize("field,value,fragment", [
     ("lr", 0.0, "lr must be > 0"), ("lr", -1.0, "lr must be > 0"),
     ("lr", float("nan"), "lr must be > 0"), ("n_critic", 0, "n_critic must be > 0"),

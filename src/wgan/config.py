@@ -93,10 +93,12 @@ class Config:
     clip: float = _field("algorithm", "weight-clipping bound c (--constraint clip)", default=0.01)
     gp_lambda: float | None = _field("algorithm", "gradient-penalty weight lambda (--constraint "
                                      "gp or lp)", default=None)
-    penalty_every: int = _field("algorithm", "add the gradient penalty (--constraint gp or lp) on "
-                                "every k-th critic step of a generator step only, weighed k "
-                                "times: lazy regularisation (Karras et al. 2020), cheaper "
-                                "steps. 1 = every step", default=1)
+    penalty_every: int | None = _field("algorithm", "add the gradient penalty (--constraint gp "
+                                       "or lp) on every k-th critic step of a generator step "
+                                       "only, weighed k times: lazy regularisation (Karras et al. "
+                                       "2020), cheaper steps. 1 = every step; the toy recipe's "
+                                       "penalties: 3, where it divides n_critic",
+                                       default=None)
     sync_batch_norm: bool = _field("algorithm", "with several processes on CUDA, batch norm in the "
                                    "generator normalises over the global batch "
                                    "(SyncBatchNorm) instead of each process's own", default=False)
@@ -211,18 +213,8 @@ class Config:
             raise ConfigError(f"batch_size {self.batch_size} does not split into packs of "
                               f"{self.pack} (--pack); use a multiple of {self.pack}")
         constraint = self.constraint or LOSSES[self.loss].constraint
-        if self.penalty_every > 1 and "penalty_every" not in CONSTRAINTS[constraint].settings:
-            raise ConfigError(f"penalty_every {self.penalty_every} needs a gradient penalty "
-                              f"(--constraint gp or lp); the constraint is {constraint}")
-        if self.n_critic is not None and self.n_critic % self.penalty_every:
-            raise ConfigError(f"penalty_every {self.penalty_every} does not divide n_critic "
-                              f"{self.n_critic}: the lazy penalty's weight would not average "
-                              f"to lambda; use a divisor of {self.n_critic}")
-        boost = max(BOOST_CRITIC_STEPS, self.n_critic or 0)
-        if self.critic_boost and boost % self.penalty_every:
-            raise ConfigError(f"penalty_every {self.penalty_every} does not divide the {boost} "
-                              f"critic steps of critic_boost: the lazy penalty's weight would "
-                              f"not average to lambda on those steps")
+        if self.penalty_every is not None:
+            _check_lazy_penalty(self, constraint)
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.channels is not None and self.channels not in (1, 3):
@@ -306,6 +298,24 @@ class Config:
 class ResolvedConfig(Config):
     """A :class:`Config` with every default filled in and every value checked: made once by
     :meth:`Config.resolve`, taken by the Trainer, the run directory and the reference loop."""
+
+
+def _check_lazy_penalty(config: Config, constraint: str) -> None:
+    """A lazy penalty (``penalty_every`` k) needs a penalty, and k must divide the critic steps
+    of every generator step, so that its weight averages lambda."""
+    every = config.penalty_every
+    if every > 1 and "penalty_every" not in CONSTRAINTS[constraint].settings:
+        raise ConfigError(f"penalty_every {every} needs a gradient penalty (--constraint gp "
+                          f"or lp); the constraint is {constraint}")
+    if config.n_critic is not None and config.n_critic % every:
+        raise ConfigError(f"penalty_every {every} does not divide n_critic {config.n_critic}: "
+                          f"the lazy penalty's weight would not average to lambda; use a "
+                          f"divisor of {config.n_critic}")
+    boost = max(BOOST_CRITIC_STEPS, config.n_critic or 0)
+    if config.critic_boost and boost % every:
+        raise ConfigError(f"penalty_every {every} does not divide the {boost} critic steps "
+                          f"of critic_boost: the lazy penalty's weight would not average to "
+                          f"lambda on those steps")
 
 
 def field_roles() -> dict[str, str]:

@@ -36,6 +36,9 @@ from .errors import CheckpointError, ConfigError, RunDirError
 from .files import write_atomic
 
 CHECKPOINT_FORMAT = 1
+#: Fields added after runs were saved without them, and the value such a run trained with: a
+#: recipe that later gained the field must not change an old run when it resumes.
+TRAINED_BEFORE_FIELD: dict[str, Any] = {"penalty_every": 1}
 _CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})\.safetensors$")
 METRIC_COLUMNS = ("step", "critic_steps", "wasserstein_estimate", "critic_loss",
                   "generator_loss", "penalty", "critic_grad_norm", "generator_grad_norm",
@@ -100,6 +103,8 @@ class RunDir:
             values = json.loads(self.config_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ConfigError(f"{self.config_path}: unreadable config ({err})") from None
+        if isinstance(values, dict):  # a field newer than the run: what the run trained with
+            values = {**TRAINED_BEFORE_FIELD, **values}
         return Config.from_dict(values, source=str(self.config_path)).resolve()
 
     # ---- paths -------------------------------------------------------------------------------
