@@ -27,10 +27,15 @@ BOOST_FIRST_STEPS = 25
 BOOST_PERIOD = 500
 
 
+def boosted_critic_iterations(n_critic: int) -> int:
+    """Critic iterations of a boosted generator iteration (the critic boost's long ones)."""
+    return max(BOOST_CRITIC_STEPS, n_critic)
+
+
 def critic_iterations(step: int, n_critic: int, boost: bool) -> int:
     """Critic iterations before generator iteration ``step`` (counting from 0)."""
     if boost and (step < BOOST_FIRST_STEPS or step % BOOST_PERIOD == 0):
-        return max(BOOST_CRITIC_STEPS, n_critic)
+        return boosted_critic_iterations(n_critic)
     return n_critic
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import tomllib
 
-from .algorithm import BOOST_CRITIC_STEPS
+from .algorithm import boosted_critic_iterations
 from .constraints import CONSTRAINTS
 from .errors import ConfigError
 from .objectives import LOSSES
@@ -311,7 +311,7 @@ def _check_lazy_penalty(config: Config, constraint: str) -> None:
         raise ConfigError(f"penalty_every {every} does not divide n_critic {config.n_critic}: "
                           f"the lazy penalty's weight would not average to lambda; use a "
                           f"divisor of {config.n_critic}")
-    boost = max(BOOST_CRITIC_STEPS, config.n_critic or 0)
+    boost = boosted_critic_iterations(config.n_critic or 0)
     if config.critic_boost and boost % every:
         raise ConfigError(f"penalty_every {every} does not divide the {boost} critic steps "
                           f"of critic_boost: the lazy penalty's weight would not average to "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .algorithm import BOOST_CRITIC_STEPS
+from .algorithm import boosted_critic_iterations
 from .objectives import LOSSES
 from .shapes import image_plan
 
@@ -188,9 +188,10 @@ def fill_defaults(values: dict[str, Any], sample_shape: tuple[int, ...] | None) 
         # The toy recipe's z in R^2 (penalties) or R^4; a d-dimensional distribution needs z
         # in R^d at least to fill its volume.
         values["noise_dim"] = max(values["noise_dim"], shape[0])
-    boost = max(BOOST_CRITIC_STEPS, values["n_critic"]) if values["critic_boost"] else 0
-    if not asked_every and (values["n_critic"] % values["penalty_every"]
-                            or boost % values["penalty_every"]):
+    counts = [values["n_critic"]]  # critic iterations a generator iteration can have
+    if values["critic_boost"]:
+        counts.append(boosted_critic_iterations(values["n_critic"]))
+    if not asked_every and any(count % values["penalty_every"] for count in counts):
         values["penalty_every"] = 1  # a recipe's lazy penalty goes with its own critic steps
     if values["betas"] is not None:
         values["betas"] = tuple(float(b) for b in values["betas"])
