@@ -11,6 +11,11 @@ Each run trains with the Trainer for ``--steps`` generator steps or ``--budget``
 comes first, checking mode coverage every ``--check-every`` steps (the time spent checking is not
 counted). Prints one table; ``--json FILE`` also writes the rows.
 
+``--ema-decays D ...`` carries extra generator averages beside the run's own on the same
+trajectory (the average changes nothing in training) and scores each at the end, 0 being the raw
+generator: a paired comparison of the decays, free of the seed-to-seed spread of separate runs.
+An extra decay is what ``--set ema=D`` would give.
+
 ``--jobs N`` trains N runs at once, each in its own process with ``--threads`` threads (default
 1): these MLPs gain little from a second thread, so on 2 cores two one-thread runs side by side
 finish in about the time of one two-thread run (benchmarks/RESULTS.md, session 15). A run's
@@ -29,7 +34,11 @@ from multiprocessing import get_context
 import torch
 
 from wgan import Callback, Config, StopTraining, Trainer
+from wgan.ema import ExponentialMovingAverage
 from wgan.metrics import mode_coverage
+
+SCORES = ("modes_captured", "modes_total", "high_quality_fraction", "modes_with_20", "reverse_kl",
+          "mode_spread", "w1_exact", "w1_floor", "w1_ratio")
 
 
 def parse_value(text: str):
@@ -77,19 +86,44 @@ class QualityWatch(Callback):
             self.train_time += time.perf_counter() - self.start
 
 
+class ExtraAverages(Callback):
+    """Generator averages of other decays than the run's, updated after every step as the run's
+    own is (0: none, the raw generator)."""
+
+    def __init__(self, trainer: Trainer, decays: list[float]):
+        self.averages = {d: ExponentialMovingAverage(trainer.generator, d) if d > 0 else None
+                         for d in decays}
+
+    def on_step_end(self, trainer, losses) -> None:
+        for average in self.averages.values():
+            if average is not None:
+                average.update(trainer.generator)
+
+    def scores(self, trainer: Trainer, keys: tuple[str, ...] = SCORES) -> dict[str, dict]:
+        """Each average's evaluation (its ``keys``), with the trainer's own put back after."""
+        own, scores = trainer.ema, {}
+        try:
+            for decay, average in self.averages.items():
+                trainer.ema = average
+                results = trainer.evaluate()
+                scores[str(decay)] = {k: results[k] for k in keys}
+        finally:
+            trainer.ema = own
+        return scores
+
+
 def run_one(loss: str, data: str, seed: int, steps: int, budget: float, check_every: int,
-            target: tuple[float, float], overrides: dict) -> dict:
+            target: tuple[float, float], overrides: dict, ema_decays: list[float] = ()) -> dict:
     config = Config(data=data, loss=loss, seed=seed, steps=steps, **overrides)
     trainer = Trainer(config, log=lambda m: None)
     watch = QualityWatch(check_every, budget, target[1])
-    trainer.fit(callbacks=[watch], progress=False)
+    extra = ExtraAverages(trainer, list(ema_decays))
+    trainer.fit(callbacks=[watch, extra], progress=False)
     results = trainer.evaluate()
     return {"loss": loss, "data": data, "seed": seed, "steps": trainer.step,
             "seconds": round(watch.train_time, 1), "time_to_target": watch.time_to_target,
             "time_to_all_modes": watch.time_to_all_modes,
-            **{k: results[k] for k in ("modes_captured", "modes_total", "high_quality_fraction",
-                                       "modes_with_20", "reverse_kl", "mode_spread", "w1_exact",
-                                       "w1_floor", "w1_ratio")}}
+            **{k: results[k] for k in SCORES}, "ema_decays": extra.scores(trainer)}
 
 
 def _set_threads(threads: int | None) -> None:
@@ -126,6 +160,9 @@ def main() -> None:
                         help="runs trained at once, one process each")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Config override, repeatable (e.g. --set width=256)")
+    parser.add_argument("--ema-decays", type=float, nargs="+", default=[], metavar="D",
+                        help="also score generator averages of these decays, carried on the same "
+                        "runs (0: the raw generator)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     if args.jobs < 1:
@@ -140,7 +177,7 @@ def main() -> None:
     print(f"# overrides: {overrides or 'none'}; target: all modes and HQ >= {args.target_hq}")
     print(header, flush=True)
     jobs = [(loss, data, seed, args.steps, args.budget, args.check_every,
-             (1.0, args.target_hq), overrides)
+             (1.0, args.target_hq), overrides, args.ema_decays)
             for loss in args.losses for data in args.data for seed in args.seeds]
     pool = (ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
                                 initializer=_set_threads, initargs=(threads,))
@@ -155,6 +192,12 @@ def main() -> None:
                   f"{row['modes_with_20']:>5} {100 * row['high_quality_fraction']:>6.1f} "
                   f"{_kl(row['reverse_kl']):>7} {_spread(row['mode_spread']):>6} "
                   f"{row['w1_ratio']:>8.2f} {ttt:>9}", flush=True)
+            for decay, score in row["ema_decays"].items():
+                print(f"{'':8} {'':7} {'':>4} {'ema ' + decay:>13} "
+                      f"{score['modes_captured']:>3}/{score['modes_total']:<3} "
+                      f"{score['modes_with_20']:>5} {100 * score['high_quality_fraction']:>6.1f} "
+                      f"{_kl(score['reverse_kl']):>7} {_spread(score['mode_spread']):>6} "
+                      f"{score['w1_ratio']:>8.2f}", flush=True)
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
@@ -178,6 +221,15 @@ def main() -> None:
                   f"time {statistics.mean(r['seconds'] for r in group):.0f}s  "
                   f"target reached {len(reached)}/{len(group)}"
                   + (f" (median {statistics.median(reached):.0f}s)" if reached else ""))
+            for decay in args.ema_decays:
+                scores = [r["ema_decays"][str(decay)] for r in group]
+                hq = [100 * score["high_quality_fraction"] for score in scores]
+                spreads = [score["mode_spread"] for score in scores
+                           if score["mode_spread"] is not None]
+                print(f"{'':8} {'':7} ema {decay}: modes "
+                      f"{statistics.mean(score['modes_captured'] for score in scores):.1f}  HQ "
+                      f"{statistics.mean(hq):.1f}% (worst {min(hq):.1f}%)  spread "
+                      f"{_spread(statistics.mean(spreads) if spreads else None)}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

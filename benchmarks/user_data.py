@@ -137,16 +137,20 @@ def perfect(args: argparse.Namespace, made: dict[str, np.ndarray], names: list[s
 
 
 def run_one(name: str, path: str, dim: int, seed: int, steps: int | None, overrides: dict,
-            draws: int) -> dict:
+            draws: int, ema_decays: list[float] = ()) -> dict:
     """Train one run on the .npy file at ``path`` with the defaults (and ``overrides``), then
-    score it: the CLI's evaluation first, and ``draws - 1`` more with other evaluation seeds."""
+    score it: the CLI's evaluation first, and ``draws - 1`` more with other evaluation seeds;
+    generator averages of ``ema_decays`` carried on the same run are scored too (the CLI's
+    evaluation; toy_quality.py's ``--ema-decays``)."""
+    from toy_quality import ExtraAverages
     from wgan import Config, Trainer
     from wgan.runtime import configure_process
 
     trainer = Trainer(Config(data=path, seed=seed, steps=steps, **overrides), log=lambda m: None)
     configure_process(trainer.config)
+    extra = ExtraAverages(trainer, list(ema_decays))
     start = time.perf_counter()
-    trainer.fit(progress=False)
+    trainer.fit(callbacks=[extra], progress=False)
     seconds = time.perf_counter() - start
     result = trainer.evaluate()
     c = trainer.config
@@ -157,6 +161,8 @@ def run_one(name: str, path: str, dim: int, seed: int, steps: int | None, overri
         row["w1_ratio_draws"] = [row["w1_ratio"]] + [
             trainer.evaluate(seed=EVAL_SEED + DRAW_STRIDE * i)["w1_ratio"]
             for i in range(1, draws)]
+    row["ema_decays"] = {decay: score["w1_ratio"]
+                         for decay, score in extra.scores(trainer, ("w1_ratio",)).items()}
     return row
 
 
@@ -179,6 +185,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, one process each (one thread each unless "
                              "--set threads=N)")
+    parser.add_argument("--ema-decays", type=float, nargs="+", default=[], metavar="D",
+                        help="also score generator averages of these decays, carried on the same "
+                        "runs (0: the raw generator; toy_quality.py's option)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -205,7 +214,7 @@ def main(argv=None) -> int:
         for name in names:
             np.save(Path(tmp) / f"{name}.npy", made[name])
         jobs = [(name, str(Path(tmp) / f"{name}.npy"), made[name].shape[1], seed, args.steps,
-                 overrides, args.draws) for name in names for seed in args.seeds]
+                 overrides, args.draws, args.ema_decays) for name in names for seed in args.seeds]
         pool = (ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"))
                 if args.jobs > 1 else None)
         try:
@@ -219,6 +228,8 @@ def main(argv=None) -> int:
                     draws = row["w1_ratio_draws"]
                     line += (f" {min(draws):>10.2f} {max(draws):>5.2f} "
                              f"{statistics.stdev(draws):>5.2f}")
+                line += "".join(f"  ema {decay}: {ratio:.2f}"
+                                for decay, ratio in row["ema_decays"].items())
                 print(line, flush=True)
         finally:
             if pool:
@@ -227,6 +238,9 @@ def main(argv=None) -> int:
     for name in names:
         ratios = [r["w1_ratio"] for r in rows if r["data"] == name]
         line = f"{name:<14} {statistics.mean(ratios):.2f} (max {max(ratios):.2f})"
+        for decay in map(str, args.ema_decays):
+            extra = [r["ema_decays"][decay] for r in rows if r["data"] == name]
+            line += f"  ema {decay}: {statistics.mean(extra):.2f} (max {max(extra):.2f})"
         if args.draws > 1:
             means = [statistics.mean(r["w1_ratio_draws"]) for r in rows if r["data"] == name]
             line += f"; {statistics.mean(means):.2f} (worst seed {max(means):.2f})"

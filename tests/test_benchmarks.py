@@ -179,6 +179,33 @@ def test_toy_quality_jobs_side_by_side_give_the_rows_of_one_after_another(tmp_pa
     assert done.returncode == 2 and "--jobs must be at least 1, got 0" in done.stderr
 
 
+def test_toy_quality_extra_averages_score_as_the_runs_that_asked_for_their_decay(tmp_path):
+    """`toy_quality.py --ema-decays`: each average carried beside a run's own must score as the
+    run trained with that decay (`--set ema=D`; 0: the raw generator) and leave the run's own
+    scores as they are without it. It would differ if an average missed updates, if one were
+    scored with the run's own generator, or if the own average were not put back before the
+    run's scoring."""
+    script = REPO / "benchmarks" / "toy_quality.py"
+    common = [sys.executable, str(script), "--losses", "wgan-gp", "--data", "ring8", "--seeds",
+              "2", "--steps", "60", "--check-every", "1000", "--budget", "1000", "--threads",
+              "1", "--set", "width=32", "--set", "lr_decay=none"]
+
+    def row(*extra: str) -> dict:
+        out = tmp_path / "rows.json"
+        subprocess.run([*common, *extra, "--json", str(out)], check=True, capture_output=True,
+                       text=True, timeout=300)
+        (only,) = json.loads(out.read_text())
+        return only
+
+    keys = ("modes_captured", "high_quality_fraction", "reverse_kl", "mode_spread", "w1_exact")
+    carried = row("--set", "ema=0.95", "--ema-decays", "0.5", "0")
+    for decay, alone in (("0.5", row("--set", "ema=0.5")), ("0.0", row("--set", "ema=0"))):
+        assert {k: carried["ema_decays"][decay][k] for k in keys} == {k: alone[k] for k in keys}
+    own = row("--set", "ema=0.95")
+    assert {k: carried[k] for k in keys} == {k: own[k] for k in keys}
+    assert carried["ema_decays"]["0.5"]["w1_exact"] != own["w1_exact"]  # three averages apart
+
+
 def test_user_data_jobs_side_by_side_give_the_rows_of_one_after_another(tmp_path):
     """`user_data.py --jobs 2`: each row is the row the same run gives alone, in the same order
     (a worker that lost the `--set` overrides, trained another file or mixed up seeds would
