@@ -120,7 +120,7 @@ def test_the_space_follows_the_constraint_and_the_model():
     """Lambda is searched only under a penalty, the clipping bound only when clipping, depth
     only for the MLP, batch norm in the critic only where no penalty refuses it (a drawn trial
     would fail validation); a flag the user gave is never searched."""
-    from wgan.tune import IMAGE_SPACE, SPACE, _free_space
+    from wgan.tune import IMAGE_SPACE, SPACE, _free_space, default_settings
 
     clipped = _free_space(Config(data="ring8", loss="wgan").resolve((2,)), set())
     assert "clip" in clipped and "gp_lambda" not in clipped and clipped["lr"] == SPACE["lr"]
@@ -129,6 +129,11 @@ def test_the_space_follows_the_constraint_and_the_model():
     image = _free_space(Config(data="digits", loss="wgan").resolve((1, 8, 8)), set())
     assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
     assert image["critic_norm"] == ("choice", ("none", "layer", "batch"))
+    # every default of the clipped DCGAN (the WGAN paper's clip 0.01, RMSProp 5e-5, z in R^100)
+    # lies inside the image space, so the search's first trial is the recipe itself
+    resolved = Config(data="digits", loss="wgan").resolve((1, 8, 8))
+    defaults = default_settings(resolved, image, None)
+    assert defaults is not None and defaults["clip"] == 0.01 and defaults["lr"] == 5e-5
     assert image["generator_width"] == IMAGE_SPACE["generator_width"]
     # --width sets both networks, so holding it holds the generator's width too; not the reverse
     held_width = _free_space(Config(data="digits").resolve((1, 8, 8)), {"width"})
