@@ -126,13 +126,13 @@ def test_the_space_follows_the_constraint_and_the_model():
     assert "clip" in clipped and "gp_lambda" not in clipped and clipped["lr"] == SPACE["lr"]
     penalised = _free_space(Config(data="ring8").resolve((2,)), {"lr"})
     assert "gp_lambda" in penalised and "clip" not in penalised and "lr" not in penalised
-    image = _free_space(Config(data="digits", loss="wgan").resolve((1, 8, 8)), set())
+    clipped_dcgan = Config(data="digits", loss="wgan").resolve((1, 8, 8))
+    image = _free_space(clipped_dcgan, set())
     assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
     assert image["critic_norm"] == ("choice", ("none", "layer", "batch"))
     # every default of the clipped DCGAN (the WGAN paper's clip 0.01, RMSProp 5e-5, z in R^100)
     # lies inside the image space, so the search's first trial is the recipe itself
-    resolved = Config(data="digits", loss="wgan").resolve((1, 8, 8))
-    defaults = default_settings(resolved, image, None)
+    defaults = default_settings(clipped_dcgan, image, None)
     assert defaults is not None and defaults["clip"] == 0.01 and defaults["lr"] == 5e-5
     assert image["generator_width"] == IMAGE_SPACE["generator_width"]
     # --width sets both networks, so holding it holds the generator's width too; not the reverse

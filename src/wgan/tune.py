@@ -59,9 +59,9 @@ SPACE: dict[str, tuple[Any, ...]] = {
 #: layer). The generator's width is drawn apart from the critic's (MNIST: twice the critic's
 #: width gave FID 7.28 against 7.68 over three seeds, sessions 25-26); ``--width`` given holds
 #: both, as it sets both. The clipping bound spans the wide range of Lucic et al. 2018's search
-#: (1e-3 to 1, on critics of about DCGAN-28's size; the WGAN paper's 0.01 lies inside). Each
-#: trial of MNIST's DCGAN costs minutes on a CPU (about 3 generator steps/s at width 64): give
-#: ``--steps`` a budget.
+#: (1e-3 to 1, for an MNIST critic of two convolutions and a 1,024-unit layer; the WGAN paper's
+#: 0.01 lies inside). Each trial of MNIST's DCGAN costs minutes on a CPU (about 3 generator
+#: steps/s at width 64): give ``--steps`` a budget.
 IMAGE_SPACE: dict[str, tuple[Any, ...]] = {
     "lr": ("log", 2e-5, 1e-3),
     "n_critic": ("int", 1, 5),
