@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import safetensors
 import torch
 from PIL import Image
 from scipy import linalg
@@ -18,6 +19,7 @@ from wgan.data.images import to_unit_range
 from wgan.errors import ConfigError, DataError
 from wgan.metrics import classifier as clf
 from wgan.models import build_models
+from wgan.runtime import cpu_bf16_units
 
 # ---- IDX / MNIST -------------------------------------------------------------------------------
 
@@ -311,11 +313,17 @@ def test_image_run_writes_grids_and_samples(tmp_path):
     run = tmp_path / "run"
     run_cli("train", "--data", "digits", "--image-size", "16", "--width", "8",
             "--steps", "6", "--sample-every", "3", "--log-every", "3", "--batch-size", "16",
-            "--eval-samples", "100", "--threads", "1", "--no-bn", "--quiet", "--out", str(run),
-            check=True)
+            "--eval-samples", "100", "--threads", "1", "--no-bn", "--quiet", "--amp", "auto",
+            "--out", str(run), check=True)
     # No --model: images get the image recipe the tables measured, by their shape.
     stored = json.loads((run / "config.json").read_text())
     assert (stored["preset"], stored["model"], stored["ema"]) == ("image", "dcgan", 0.999)
+    # --amp auto: bf16 where this CPU has bf16 units, the precision recorded in the checkpoint
+    assert stored["amp"] == "auto"
+    latest = max((run / "checkpoints").glob("*.safetensors"))
+    with safetensors.safe_open(latest, framework="pt") as handle:
+        meta = json.loads(handle.metadata()["wgan"])
+    assert meta["precision"] == ("bf16" if cpu_bf16_units() else "fp32")
     grids = sorted(p.name for p in (run / "plots").glob("samples-step-*.png"))
     assert grids == ["samples-step-00000003.png", "samples-step-00000006.png"]
     with Image.open(run / "plots" / "samples.png") as image:

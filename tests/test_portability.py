@@ -431,3 +431,23 @@ def test_dependency_floors_admit_only_versions_with_the_apis_used():
     # fused CPU Adam/SGD arrived in torch 2.4; np.trapezoid in numpy 2.0
     assert not deps["torch"].contains(Version("2.3.1"))
     assert not deps["numpy"].contains(Version("1.26.4"))
+
+
+def test_amp_auto_takes_bf16_only_where_the_device_computes_it(monkeypatch):
+    """``--amp auto`` (the image preset's): bf16 on a CPU with bf16 units, float32 on one
+    without (emulated bf16 is slower) or where /proc/cpuinfo cannot be read; an explicit choice
+    is kept whatever the CPU."""
+    from wgan import runtime
+
+    cpu = torch.device("cpu")
+    for units, expected in ((True, "bf16"), (False, "none"), (None, "none")):
+        monkeypatch.setattr(runtime, "cpu_bf16_units", lambda units=units: units)
+        assert runtime.resolve_amp("auto", cpu)[0] == expected
+        assert runtime.resolve_amp("bf16", cpu)[0] == "bf16"
+        assert runtime.resolve_amp("none", cpu)[0] == "none"
+        lines = []
+        config = Config(data="grid25", amp="auto", device="cpu").resolve()
+        made = runtime.Runtime.from_config(config, lines.append)
+        assert (made.amp_dtype is torch.bfloat16) == (expected == "bf16")
+        assert lines == [f"precision: {'bf16 autocast' if units else 'float32'} "
+                         f"(auto: this CPU has {'' if units else 'no '}bf16 units)"]

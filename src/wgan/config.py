@@ -34,7 +34,7 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "silu")
 LR_DECAYS = ("none", "linear", "linear-generator")
 DEVICES = ("auto", "cpu", "cuda")
-AMP = ("none", "bf16")
+AMP = ("none", "bf16", "auto")
 CRITIC_NORMS = ("none", "layer", "batch")
 ROLES = ("data", "model", "algorithm", "length", "runtime", "logging")
 #: Roles of the fields a resume may change: they leave the trained function alone.
@@ -142,9 +142,11 @@ class Config:
     tune_malloc: bool = _field("runtime", "on CPU, keep freed memory in glibc's heap so "
                                "activations are not page-faulted in again every step (applied "
                                "by the wgan command, process-wide)", default=True)
-    amp: str = _field("runtime", "mixed precision: none, or bf16 autocast on CPU or CUDA (losses, "
+    amp: str = _field("runtime", "mixed precision: none; bf16 autocast on CPU or CUDA (losses, "
                       "penalty norms, the generator's output layer and the critic's first "
-                      "layer stay float32)", default="none")
+                      "layer stay float32); or auto: bf16 where the device computes it natively "
+                      "(a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else none",
+                      default="none")
     threads: int | None = _field("runtime", "CPU threads for PyTorch (applied by the wgan "
                                  "command; default: PyTorch's choice)", default=None)
     data_memory_mb: float = _field("runtime", "an image folder whose pixels (8 bits each) take more "

@@ -74,6 +74,19 @@ def cpu_bf16_units() -> bool | None:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
+    """``amp`` with ``"auto"`` decided for ``device``, and why: bf16 on a CUDA GPU that supports
+    it and on a CPU with bf16 units (:func:`cpu_bf16_units`), where it is faster; float32
+    elsewhere, where bf16 would be emulated."""
+    if amp != "auto":
+        return amp, f"--amp {amp}"
+    if device.type == "cuda":
+        native, where = torch.cuda.is_bf16_supported(), "this GPU"
+    else:
+        native, where = device.type == "cpu" and bool(cpu_bf16_units()), "this CPU"
+    return ("bf16" if native else "none"), f"auto: {where} has {'' if native else 'no '}bf16 units"
+
+
 class CompiledOrEager:
     """``torch.compile(module)``, falling back for good to the eager module (with one line to
     ``log``) if compilation fails -- without touching dynamo's process-wide settings."""
@@ -115,8 +128,11 @@ class Runtime:
 
     @classmethod
     def from_config(cls, config: Any, log: Callable[[str], None]) -> Runtime:
-        return cls(resolve_device(config.device), config.amp, config.channels_last,
-                   config.compile, log)
+        device = resolve_device(config.device)
+        amp, why = resolve_amp(config.amp, device)
+        if config.amp == "auto":
+            log(f"precision: {'bf16 autocast' if amp == 'bf16' else 'float32'} ({why})")
+        return cls(device, amp, config.channels_last, config.compile, log)
 
     def autocast(self) -> AbstractContextManager[Any]:
         if self.amp_dtype is None:
