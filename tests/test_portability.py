@@ -449,5 +449,6 @@ def test_amp_auto_takes_bf16_only_where_the_device_computes_it(monkeypatch):
         config = Config(data="grid25", amp="auto", device="cpu").resolve()
         made = runtime.Runtime.from_config(config, lines.append)
         assert (made.amp_dtype is torch.bfloat16) == (expected == "bf16")
+        assert made.precision == ("bf16" if units else "fp32")
         assert lines == [f"precision: {'bf16 autocast' if units else 'float32'} "
                          f"(auto: this CPU has {'' if units else 'no '}bf16 units)"]

@@ -134,6 +134,11 @@ class Runtime:
             log(f"precision: {'bf16 autocast' if amp == 'bf16' else 'float32'} ({why})")
         return cls(device, amp, config.channels_last, config.compile, log)
 
+    @property
+    def precision(self) -> str:
+        """What the networks compute in: ``"bf16"`` under bf16 autocast, else ``"fp32"``."""
+        return "fp32" if self.amp_dtype is None else "bf16"
+
     def autocast(self) -> AbstractContextManager[Any]:
         if self.amp_dtype is None:
             return nullcontext()

@@ -267,9 +267,8 @@ class Trainer:
         meta = {"param_groups": groups, "sample_shape": list(self.data.sample_shape),
                 "noise_dim": self.config.noise_dim, "config": self.config.to_dict(),
                 "torch": torch.__version__, "rng_device": self.device.type,
-                "precision": "bf16" if self.runtime.amp_dtype is not None else "fp32",
                 "world_size": self.dist.world_size if self.dist else 1,
-                "data_streamed": self.data.streamed}
+                "data_streamed": self.data.streamed, "precision": self.runtime.precision}
         return tensors, meta
 
     def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
