@@ -434,7 +434,7 @@ def test_dependency_floors_admit_only_versions_with_the_apis_used():
 
 
 def test_amp_auto_takes_bf16_only_where_the_device_computes_it(monkeypatch):
-    """``--amp auto`` (the image preset's): bf16 on a CPU with bf16 units, float32 on one
+    """``--amp auto``: bf16 on a CPU with bf16 units, float32 on one
     without (emulated bf16 is slower) or where /proc/cpuinfo cannot be read; an explicit choice
     is kept whatever the CPU."""
     from wgan import runtime
