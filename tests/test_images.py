@@ -6,13 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
-import safetensors
 import torch
 from PIL import Image
 from scipy import linalg
 
 from conftest import TINY, assert_one_line_error, idx_bytes, run_cli
-from wgan import Config
+from wgan import Config, RunDir
 from wgan.data import load_dataset
 from wgan.data.idx import read_idx
 from wgan.data.images import to_unit_range
@@ -320,9 +319,7 @@ def test_image_run_writes_grids_and_samples(tmp_path):
     assert (stored["preset"], stored["model"], stored["ema"]) == ("image", "dcgan", 0.999)
     # --amp auto: bf16 where this CPU has bf16 units, the precision recorded in the checkpoint
     assert stored["amp"] == "auto"
-    latest = max((run / "checkpoints").glob("*.safetensors"))
-    with safetensors.safe_open(latest, framework="pt") as handle:
-        meta = json.loads(handle.metadata()["wgan"])
+    meta = RunDir(run).latest_checkpoint()[2]
     assert meta["precision"] == ("bf16" if cpu_bf16_units() else "fp32")
     grids = sorted(p.name for p in (run / "plots").glob("samples-step-*.png"))
     assert grids == ["samples-step-00000003.png", "samples-step-00000006.png"]
