@@ -154,9 +154,22 @@ def test_auto_preset_gives_images_the_measured_image_recipe(shape):
     assert lp.generator_width == lp.width == 64
     resnet = Config(data="anything", model="resnet").resolve(sample_shape=shape)
     assert (resnet.lr, resnet.noise_dim, resnet.n_critic) == (1e-4, 128, 5)  # for the DCGAN only
+    # weight clipping: Lucic et al.'s ranges (session 36), not the WGAN paper's settings
     clipped = Config(data="anything", loss="wgan").resolve(sample_shape=shape)
-    assert (clipped.model, clipped.optimizer, clipped.lr) == ("dcgan", "rmsprop", 5e-5)
-    assert (clipped.noise_dim, clipped.n_critic) == (100, 5)
+    assert (clipped.model, clipped.optimizer, clipped.lr) == ("dcgan", "adam", 2e-4)
+    assert (clipped.betas, clipped.clip, clipped.critic_norm) == ((0.5, 0.999), 0.1, "batch")
+    assert (clipped.noise_dim, clipped.n_critic, clipped.critic_boost) == (100, 1, False)
+    assert (clipped.generator_width, clipped.ema) == (64, 0.999)
+    mine = Config(data="anything", loss="wgan", clip=0.01, critic_norm="none", n_critic=5)
+    mine = mine.resolve(sample_shape=shape)
+    assert (mine.clip, mine.critic_norm, mine.n_critic, mine.lr) == (0.01, "none", 5, 2e-4)
+    # the paper's clipping settings elsewhere: another model, no preset, or vectors
+    for other in (Config(data="anything", loss="wgan", model="resnet").resolve(shape),
+                  Config(data="anything", loss="wgan", preset="none", model="dcgan").resolve(shape),
+                  Config(data="ring8", loss="wgan").resolve()):
+        assert (other.optimizer, other.lr, other.clip, other.critic_norm) == ("rmsprop", 5e-5,
+                                                                               0.01, "none")
+        assert (other.n_critic, other.critic_boost) == (5, True)
     mine = Config(data="anything", model="resnet", steps=7).resolve(sample_shape=shape)
     assert (mine.model, mine.steps, mine.width) == ("resnet", 7, 128)  # flags and their model
     paper = Config(data="anything", preset="paper").resolve(sample_shape=shape)

@@ -130,10 +130,12 @@ def test_the_space_follows_the_constraint_and_the_model():
     image = _free_space(clipped_dcgan, set())
     assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
     assert image["critic_norm"] == ("choice", ("none", "layer", "batch"))
-    # every default of the clipped DCGAN (the WGAN paper's clip 0.01, RMSProp 5e-5, z in R^100)
-    # lies inside the image space, so the search's first trial is the recipe itself
+    # every default of the clipped DCGAN (the image recipe's bound 0.1, Adam 2e-4, one critic
+    # step, batch norm, z in R^100) lies inside the image space, so the search's first trial is
+    # the recipe itself
     defaults = default_settings(clipped_dcgan, image, None)
-    assert defaults is not None and defaults["clip"] == 0.01 and defaults["lr"] == 5e-5
+    assert defaults is not None and (defaults["clip"], defaults["lr"]) == (0.1, 2e-4)
+    assert (defaults["n_critic"], defaults["critic_norm"]) == (1, "batch")
     assert image["generator_width"] == IMAGE_SPACE["generator_width"]
     # --width sets both networks, so holding it holds the generator's width too; not the reverse
     held_width = _free_space(Config(data="digits").resolve((1, 8, 8)), {"width"})
