@@ -90,9 +90,8 @@ class Config:
                        "samples joined along channels (images) or features (vectors), which "
                        "lets it see a generator drop modes (Lin et al. 2018); the batch must "
                        "split into packs. 1 = off", default=1)
-    clip: float | None = _field("algorithm", "weight-clipping bound c (--constraint clip; "
-                                "default: the preset's, else the WGAN paper's 0.01)",
-                                default=None)
+    clip: float | None = _field("algorithm", "weight-clipping bound c (--constraint clip; default: "
+                                "the preset's, else the WGAN paper's 0.01)", default=None)
     gp_lambda: float | None = _field("algorithm", "gradient-penalty weight lambda (--constraint "
                                      "gp or lp)", default=None)
     penalty_every: int | None = _field("algorithm", "add the gradient penalty (--constraint gp "
@@ -122,9 +121,8 @@ class Config:
     activation: str = _field("model", "hidden activation of the mlp: " + ", ".join(ACTIVATIONS),
                              default="relu")
     batch_norm: bool = _field("model", "batch norm in the generator of conv models", default=True)
-    critic_norm: str | None = _field("model", "normalisation in conv critics: none, layer, batch "
-                                     "(batch is refused with a gradient penalty; default: the "
-                                     "preset's, else none)", default=None)
+    critic_norm: str | None = _field("model", "conv critics' normalisation: none, layer, batch (not "
+                                     "with a penalty; default: the preset's, else none)", default=None)
 
     # How long.
     steps: int | None = _field("length", "total number of generator steps of the run",
