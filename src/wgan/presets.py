@@ -107,7 +107,7 @@ _IMAGE_DCGAN_PENALTY = {"lr": 9.2e-4, "n_critic": 4, "gp_lambda": 4.8, "noise_di
 #: seeds 0-2 (26.68, 26.03, 23.58), against the WGAN paper's settings' 39.7 (RMSProp 5e-5, bound
 #: 0.01, five critic steps with the boost; seed 0, session 9) and 29.1 without the batch norm
 #: (seed 0, session 35), in about a third of the paper settings' training time; Fashion-MNIST,
-#: where it was not chosen, 24.21 over seeds 0-1 against 90.5. The price, on MNIST: the critic's
+#: where it was not chosen, 24.37 over seeds 0-2 against 90.5. The price, on MNIST: the critic's
 #: objective follows FID less closely (one critic step leaves it far from its optimum). With
 #: batch norm every convolution but the first is rescaled by the next normalisation, so the
 #: bound acts on the first layer, the normalisations' scales and the last.
