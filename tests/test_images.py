@@ -230,7 +230,7 @@ def test_bad_image_folders(tmp_path, setup, fragment):
 
 # ---- models ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["dcgan", "resnet", "mlp"])
+@pytest.mark.parametrize("model", ["dcgan", "infogan", "resnet", "mlp"])
 @pytest.mark.parametrize("size", [8, 28, 32, 64])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_model_shapes(model, size, channels):
@@ -255,7 +255,7 @@ def test_no_bn_generator_has_constant_filters_and_no_batch_norm():
     assert not any(isinstance(m, torch.nn.Sigmoid) for m in critic.modules())
 
 
-@pytest.mark.parametrize("model", ["dcgan", "resnet", "mlp"])
+@pytest.mark.parametrize("model", ["dcgan", "infogan", "resnet", "mlp"])
 def test_generator_width_widens_the_generator_alone(model):
     """--generator-width sizes the generator and leaves the critic at --width; without it the
     two share --width (and a run saved before the field existed resolves the same way)."""
@@ -277,9 +277,38 @@ def test_generator_width_widens_the_generator_alone(model):
         Config(data="x", generator_width=0).resolve()
 
 
+def test_infogan_is_lucic_et_al_s_mnist_architecture():
+    """At width 64 on 28 px, ``infogan`` has the layers of Lucic et al. 2018's MNIST table
+    (InfoGAN's): critic conv 64 (stride 2), conv 128 (stride 2) with its normalisation, linear
+    1,024 with its normalisation, linear 1; generator linear 1,024 and linear 7 x 7 x 128, each
+    with batch norm, then transposed convolutions to 64 and to 1 channel."""
+    config = Config(data="x", model="infogan", loss="wgan", critic_norm="batch").resolve()
+    assert (config.width, config.generator_width, config.noise_dim) == (64, 64, 64)
+    generator, critic = build_models(config, (1, 28, 28))
+    nn = torch.nn
+    shapes = [tuple(m.weight.shape) for m in critic.modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert shapes == [(64, 1, 4, 4), (128, 64, 4, 4), (1024, 128 * 7 * 7), (1, 1024)]
+    assert [m.num_features for m in critic.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] \
+        == [128, 1024]
+    shapes = [tuple(m.weight.shape) for m in generator.modules()
+              if isinstance(m, (nn.ConvTranspose2d, nn.Linear))]
+    assert shapes == [(1024, 64), (128 * 7 * 7, 1024), (128, 64, 4, 4), (64, 1, 4, 4)]
+    assert [m.num_features for m in generator.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [1024, 128 * 7 * 7, 64]
+    # The WGAN-GP critic has no normalisation; the DCGAN keeps its convolutional ends.
+    _, plain = build_models(Config(data="x", model="infogan", loss="wgan-gp").resolve(),
+                            (1, 28, 28))
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in plain.modules())
+    dcgan = build_models(Config(data="x", model="dcgan").resolve(), (1, 28, 28))
+    assert not any(isinstance(m, nn.Linear) for net in dcgan for m in net.modules())
+
+
 def test_bad_model_sizes_and_batch_norm_critic_with_penalty(tmp_path):
     with pytest.raises(ConfigError, match="image side"):
         build_models(Config(data="x", model="dcgan").resolve(), (1, 30, 30))
+    with pytest.raises(ConfigError, match="model infogan needs an image side"):
+        build_models(Config(data="x", model="infogan").resolve(), (1, 30, 30))
     with pytest.raises(ConfigError, match="square images"):
         build_models(Config(data="x", model="resnet").resolve(), (2,))
     proc = run_cli("train", "--data", "digits", "--model", "dcgan", "--critic-norm", "batch",

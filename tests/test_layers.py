@@ -44,6 +44,8 @@ CRITICS = {
     # Layer norm has true second derivatives: same gradients, but no work to skip.
     "dcgan-32-layer-norm": (dict(model="dcgan", width=8, critic_norm="layer"), (3, 32, 32)),
     "resnet-28": (dict(model="resnet", width=8), (1, 28, 28)),
+    "infogan-28": (dict(model="infogan", width=8), (1, 28, 28)),
+    "infogan-32-layer-norm": (dict(model="infogan", width=8, critic_norm="layer"), (3, 32, 32)),
 }
 
 

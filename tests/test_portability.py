@@ -146,7 +146,7 @@ def test_ema_with_batch_norm_trains_resumes_bit_exactly_and_samples(tmp_path, mo
 
 # ---- 3. bf16 autocast with the fast penalty, on CPU too --------------------------------------
 
-@pytest.mark.parametrize("model", ["mlp", "dcgan", "resnet"])
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "infogan", "resnet"])
 @pytest.mark.parametrize("loss", ["wgan", "wgan-gp", "wgan-lp"])
 def test_bf16_autocast_trains_every_model_and_constraint_on_cpu(model, loss):
     data = "ring8" if model == "mlp" else "digits"

@@ -55,9 +55,11 @@ BASE_DEFAULTS: dict[str, Any] = {
     "critic_norm": "none",
 }
 
-#: Defaults of each architecture (DCGAN: Radford et al. 2016; ResNet: Gulrajani et al. 2017).
+#: Defaults of each architecture (DCGAN: Radford et al. 2016; ResNet: Gulrajani et al. 2017;
+#: InfoGAN's: Lucic et al. 2018's 64-dimensional latent).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "dcgan": {"width": 64, "noise_dim": 100},
+    "infogan": {"width": 64, "noise_dim": 64},
     "resnet": {"width": 128, "noise_dim": 128},
 }
 

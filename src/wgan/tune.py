@@ -133,7 +133,7 @@ def _free_space(resolved: Config, fixed: set[str]) -> dict[str, tuple[Any, ...]]
     generator's too), a constraint's settings (lambda, the clipping bound) only where the
     (resolved) constraint reads them, and no batch norm in a critic whose constraint treats
     samples one by one (a gradient penalty)."""
-    space = IMAGE_SPACE if resolved.model in ("dcgan", "resnet") else SPACE
+    space = SPACE if resolved.model == "mlp" else IMAGE_SPACE
     if "width" in fixed:  # --width sets the generator's width too, unless that is given apart
         fixed = {*fixed, "generator_width"}
     owned = {name for constraint in CONSTRAINTS.values() for name in constraint.settings}
