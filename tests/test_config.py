@@ -159,7 +159,7 @@ def test_auto_preset_gives_images_the_measured_image_recipe(shape):
     assert (clipped.model, clipped.optimizer, clipped.lr) == ("dcgan", "adam", 2e-4)
     assert (clipped.betas, clipped.clip, clipped.critic_norm) == ((0.5, 0.999), 0.1, "batch")
     assert (clipped.noise_dim, clipped.n_critic, clipped.critic_boost) == (100, 1, False)
-    assert (clipped.generator_width, clipped.ema) == (64, 0.999)
+    assert (clipped.width, clipped.generator_width, clipped.ema) == (64, 128, 0.999)
     mine = Config(data="anything", loss="wgan", clip=0.01, critic_norm="none", n_critic=5)
     mine = mine.resolve(sample_shape=shape)
     assert (mine.clip, mine.critic_norm, mine.n_critic, mine.lr) == (0.01, "none", 5, 2e-4)

@@ -135,7 +135,8 @@ def test_the_space_follows_the_constraint_and_the_model():
     # the recipe itself
     defaults = default_settings(clipped_dcgan, image, None)
     assert defaults is not None and (defaults["clip"], defaults["lr"]) == (0.1, 2e-4)
-    assert (defaults["n_critic"], defaults["critic_norm"]) == (1, "batch")
+    assert (defaults["n_critic"], defaults["critic_norm"], defaults["generator_width"]) == (
+        1, "batch", 128)
     assert image["generator_width"] == IMAGE_SPACE["generator_width"]
     # --width sets both networks, so holding it holds the generator's width too; not the reverse
     held_width = _free_space(Config(data="digits").resolve((1, 8, 8)), {"width"})

@@ -105,19 +105,23 @@ _IMAGE_DCGAN_PENALTY = {"lr": 9.2e-4, "n_critic": 4, "gp_lambda": 4.8, "noise_di
 #: search ranges for WGAN (their code, google/compare_gan: Adam with beta1 0.5, one critic
 #: update a generator update, a clipping bound from 1e-2 to 1, batch norm in the critic or not):
 #: Adam 2e-4 with betas (0.5, 0.999), bound 0.1, one critic step, no critic boost, a
-#: batch-normalised critic. MNIST FID over the full budget (benchmarks/RESULTS.md, session 36):
-#: 25.43, the mean of seeds 0-2 (26.68, 26.03, 23.58), against the WGAN paper's settings' 39.7
-#: (RMSProp 5e-5, bound 0.01, five critic steps with the boost; seed 0, session 9) and 29.1
-#: without the batch norm (seed 0, session 35), in 11-13 minutes of training a seed against
-#: about 58 for the paper settings (session 9, on another machine); Fashion-MNIST,
-#: where it was not chosen, 24.37 over seeds 0-2 against 90.5. The price, on MNIST: the critic's
+#: batch-normalised critic, and (as with the penalty) a generator twice the critic's width. MNIST
+#: FID over the full budget (benchmarks/RESULTS.md): 23.27, the mean of seeds 0-2 (24.20, 23.51,
+#: 22.11; sessions 37-38), in 23-24 minutes of training a seed; the generator at the critic's
+#: width 64 scored 25.43 (26.68, 26.03, 23.58; session 36: lower with 128 on every seed, by 1.5 to
+#: 2.5) in 11-13 minutes; the WGAN paper's settings 39.7 (RMSProp 5e-5, bound 0.01, five critic
+#: steps with the boost; seed 0, session 9) and 29.1 without the batch norm (seed 0, session 35),
+#: in about 58 minutes (session 9, on another machine). Fashion-MNIST, where the settings were
+#: not chosen, 24.37 over seeds 0-2 at generator width 64 (sessions 36-37) against the paper
+#: settings' 90.5; width 128 not yet measured there. The price, on MNIST: the critic's
 #: objective follows FID less closely (one critic step leaves it far from its optimum); five
-#: critic steps restore the tracking but scored 29.0 against 26.7 on seed 0 in 3.8 times the
-#: training (session 37). With batch norm every convolution but the first is rescaled by the
-#: next normalisation, so the bound acts on the first layer, the normalisations' scales and the
-#: last.
+#: critic steps restore the tracking but scored 29.0 against 26.7 on seed 0 (width 64) in 3.8
+#: times the training (session 37). With batch norm every convolution but the first is rescaled
+#: by the next normalisation, so the bound acts on the first layer, the normalisations' scales
+#: and the last.
 _IMAGE_DCGAN_CLIP = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "clip": 0.1,
-                     "n_critic": 1, "critic_boost": False, "critic_norm": "batch"}
+                     "n_critic": 1, "critic_boost": False, "critic_norm": "batch",
+                     "generator_width": 128}
 
 #: Named recipes: settings for every loss ("all"), then per-constraint settings ("gp") and
 #: per-model-and-constraint settings ("dcgan:gp"), the most specific first. ``paper`` is the
