@@ -160,6 +160,12 @@ def test_auto_preset_gives_images_the_measured_image_recipe(shape):
     assert (clipped.betas, clipped.clip, clipped.critic_norm) == ((0.5, 0.999), 0.1, "batch")
     assert (clipped.noise_dim, clipped.n_critic, clipped.critic_boost) == (100, 1, False)
     assert (clipped.width, clipped.generator_width, clipped.ema) == (64, 128, 0.999)
+    info = Config(data="anything", loss="wgan", model="infogan").resolve(sample_shape=shape)
+    assert (info.optimizer, info.lr, info.clip, info.critic_norm, info.n_critic) == (
+        "adam", 2e-4, 0.1, "batch", 1)
+    assert (info.width, info.generator_width, info.noise_dim) == (64, 64, 64)  # as measured
+    info_gp = Config(data="anything", model="infogan").resolve(sample_shape=shape)
+    assert (info_gp.lr, info_gp.n_critic, info_gp.gp_lambda) == (1e-4, 5, 10.0)  # not measured
     mine = Config(data="anything", loss="wgan", clip=0.01, critic_norm="none", n_critic=5)
     mine = mine.resolve(sample_shape=shape)
     assert (mine.clip, mine.critic_norm, mine.n_critic, mine.lr) == (0.01, "none", 5, 2e-4)
