@@ -286,20 +286,20 @@ def test_infogan_is_lucic_et_al_s_mnist_architecture():
     assert (config.width, config.generator_width, config.noise_dim) == (64, 64, 64)
     generator, critic = build_models(config, (1, 28, 28))
     nn = torch.nn
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d)
     shapes = [tuple(m.weight.shape) for m in critic.modules()
               if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert shapes == [(64, 1, 4, 4), (128, 64, 4, 4), (1024, 128 * 7 * 7), (1, 1024)]
-    assert [m.num_features for m in critic.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] \
-        == [128, 1024]
+    assert [m.num_features for m in critic.modules() if isinstance(m, norms)] == [128, 1024]
     shapes = [tuple(m.weight.shape) for m in generator.modules()
               if isinstance(m, (nn.ConvTranspose2d, nn.Linear))]
     assert shapes == [(1024, 64), (128 * 7 * 7, 1024), (128, 64, 4, 4), (64, 1, 4, 4)]
     assert [m.num_features for m in generator.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [1024, 128 * 7 * 7, 64]
+            if isinstance(m, norms)] == [1024, 128 * 7 * 7, 64]
     # The WGAN-GP critic has no normalisation; the DCGAN keeps its convolutional ends.
     _, plain = build_models(Config(data="x", model="infogan", loss="wgan-gp").resolve(),
                             (1, 28, 28))
-    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in plain.modules())
+    assert not any(isinstance(m, norms) for m in plain.modules())
     dcgan = build_models(Config(data="x", model="dcgan").resolve(), (1, 28, 28))
     assert not any(isinstance(m, nn.Linear) for net in dcgan for m in net.modules())
 
