@@ -109,8 +109,7 @@ class Config:
 
     # The networks.
     model: str | None = _field("model", "architecture of generator and critic: mlp, dcgan, "
-                               "infogan, resnet (default: dcgan for images, mlp otherwise)",
-                               default=None)
+                               "infogan, resnet (default: dcgan for images, mlp otherwise)", default=None)
     noise_dim: int | None = _field("model", "dimension of the generator's input noise z",
                                    default=None)
     width: int | None = _field("model", "hidden units (mlp) or base channel count (conv models)",
