@@ -38,8 +38,8 @@ def upsampling_plan(size: int, model: str) -> tuple[int, int]:
     return plan
 
 
-def critic_norm(kind: str, channels: int, flat: bool = False) -> nn.Module:
-    """The critic's normalisation of ``channels`` feature maps (or, ``flat``, features)."""
+def norm_layer(kind: str, channels: int, flat: bool = False) -> nn.Module:
+    """A normalisation of ``channels`` feature maps (or, ``flat``, features): none, layer or batch."""
     if kind == "batch":
         return nn.BatchNorm1d(channels) if flat else nn.BatchNorm2d(channels)
     if kind == "layer":  # normalise each sample over (C, H, W) or its features, per-channel affine
@@ -57,16 +57,16 @@ class DCGANGenerator(nn.Module):
         def filters(level: int) -> int:  # level 0 is the base map
             return width * 2 ** (doublings - 1 - level) if batch_norm else width
 
-        def norm(c: int) -> nn.Module:
-            return nn.BatchNorm2d(c) if batch_norm else nn.Identity()
+        def norm(c: int, flat: bool = False) -> nn.Module:
+            return norm_layer("batch" if batch_norm else "none", c, flat)
 
         if hidden:  # z -> hidden units -> the base map, through linear layers
             units = filters(0) * base * base
             layers: list[nn.Module] = [
                 nn.Linear(noise_dim, hidden, bias=not batch_norm),
-                nn.BatchNorm1d(hidden) if batch_norm else nn.Identity(), nn.ReLU(True),
+                norm(hidden, flat=True), nn.ReLU(True),
                 nn.Linear(hidden, units, bias=not batch_norm),
-                nn.BatchNorm1d(units) if batch_norm else nn.Identity(), nn.ReLU(True),
+                norm(units, flat=True), nn.ReLU(True),
                 nn.Unflatten(1, (filters(0), base, base))]
         else:
             layers = [nn.ConvTranspose2d(noise_dim, filters(0), base, 1, 0, bias=not batch_norm),
@@ -91,12 +91,12 @@ class DCGANCritic(nn.Module):
                                    LeakyReLU(0.2, True)]
         c = width
         for _ in range(doublings - 1):
-            layers += [Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), critic_norm(norm, 2 * c),
+            layers += [Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), norm_layer(norm, 2 * c),
                        LeakyReLU(0.2, True)]
             c *= 2
         if hidden:  # the base map -> hidden units -> the score, through linear layers
             layers += [nn.Flatten(), nn.Linear(c * base * base, hidden, bias=norm == "none"),
-                       critic_norm(norm, hidden, flat=True), LeakyReLU(0.2, True),
+                       norm_layer(norm, hidden, flat=True), LeakyReLU(0.2, True),
                        nn.Linear(hidden, 1)]
         else:
             layers.append(Conv2d(c, 1, base, 1, 0))

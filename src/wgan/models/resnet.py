@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register_model
-from .dcgan import critic_norm, image_shape, upsampling_plan
+from .dcgan import image_shape, norm_layer, upsampling_plan
 from .layers import Conv2d, FullPrecisionConv2d, FullPrecisionGeneratorConv2d, avg_pool2x2, leaky_relu
 
 if TYPE_CHECKING:
@@ -42,8 +42,8 @@ class DownBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, norm: str, down: bool, first: bool = False):
         super().__init__()
         self.first, self.down = first, down
-        self.norm1 = nn.Identity() if first else critic_norm(norm, c_in)
-        self.norm2 = critic_norm(norm, c_out)
+        self.norm1 = nn.Identity() if first else norm_layer(norm, c_in)
+        self.norm2 = norm_layer(norm, c_out)
         # The first block's input is the image: its layers compute in float32 under autocast.
         outer = FullPrecisionConv2d if first else Conv2d
         self.conv1 = outer(c_in, c_out, 3, 1, 1)
