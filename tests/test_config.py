@@ -155,15 +155,16 @@ def test_auto_preset_gives_images_the_measured_image_recipe(shape):
     resnet = Config(data="anything", model="resnet").resolve(sample_shape=shape)
     assert (resnet.lr, resnet.noise_dim, resnet.n_critic) == (1e-4, 128, 5)  # for the DCGAN only
     # weight clipping: Lucic et al.'s ranges (session 36), not the WGAN paper's settings
-    clipped = Config(data="anything", loss="wgan").resolve(sample_shape=shape)
+    clipped = Config(data="anything", loss="wgan", model="dcgan").resolve(sample_shape=shape)
     assert (clipped.model, clipped.optimizer, clipped.lr) == ("dcgan", "adam", 2e-4)
     assert (clipped.betas, clipped.clip, clipped.critic_norm) == ((0.5, 0.999), 0.1, "batch")
     assert (clipped.noise_dim, clipped.n_critic, clipped.critic_boost) == (100, 1, False)
     assert (clipped.width, clipped.generator_width, clipped.ema) == (64, 128, 0.999)
-    info = Config(data="anything", loss="wgan", model="infogan").resolve(sample_shape=shape)
-    assert (info.optimizer, info.lr, info.clip, info.critic_norm, info.n_critic) == (
-        "adam", 2e-4, 0.1, "batch", 1)
+    info = Config(data="anything", loss="wgan").resolve(sample_shape=shape)  # clipping's model
+    assert (info.model, info.optimizer, info.lr, info.clip, info.critic_norm, info.n_critic) == (
+        "infogan", "adam", 2e-4, 0.1, "batch", 1)
     assert (info.width, info.generator_width, info.noise_dim) == (64, 64, 64)  # as measured
+    assert Config(data="anything").resolve(sample_shape=shape).model == "dcgan"  # the penalty's
     info_gp = Config(data="anything", model="infogan").resolve(sample_shape=shape)
     assert (info_gp.lr, info_gp.n_critic, info_gp.gp_lambda) == (1e-4, 5, 10.0)  # not measured
     mine = Config(data="anything", loss="wgan", clip=0.01, critic_norm="none", n_critic=5)

@@ -108,8 +108,8 @@ class Config:
                                "(1 + t) / (10 + t) after t steps)", default=None)
 
     # The networks.
-    model: str | None = _field("model", "architecture of generator and critic: mlp, dcgan, "
-                               "infogan, resnet (default: dcgan for images, mlp otherwise)", default=None)
+    model: str | None = _field("model", "architecture of generator and critic: mlp, dcgan, infogan, "
+                               "resnet (default: mlp; images: dcgan, with clipping infogan)", default=None)
     noise_dim: int | None = _field("model", "dimension of the generator's input noise z",
                                    default=None)
     width: int | None = _field("model", "hidden units (mlp) or base channel count (conv models)",
