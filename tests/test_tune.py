@@ -126,7 +126,7 @@ def test_the_space_follows_the_constraint_and_the_model():
     assert "clip" in clipped and "gp_lambda" not in clipped and clipped["lr"] == SPACE["lr"]
     penalised = _free_space(Config(data="ring8").resolve((2,)), {"lr"})
     assert "gp_lambda" in penalised and "clip" not in penalised and "lr" not in penalised
-    clipped_dcgan = Config(data="digits", loss="wgan").resolve((1, 8, 8))
+    clipped_dcgan = Config(data="digits", loss="wgan", model="dcgan").resolve((1, 8, 8))
     image = _free_space(clipped_dcgan, set())
     assert "depth" not in image and "clip" in image and image["width"] == IMAGE_SPACE["width"]
     assert image["critic_norm"] == ("choice", ("none", "layer", "batch"))
@@ -138,6 +138,10 @@ def test_the_space_follows_the_constraint_and_the_model():
     assert (defaults["n_critic"], defaults["critic_norm"], defaults["generator_width"]) == (
         1, "batch", 128)
     assert image["generator_width"] == IMAGE_SPACE["generator_width"]
+    clipped_infogan = Config(data="digits", loss="wgan").resolve((1, 8, 8))  # clipping's model
+    infogan = default_settings(clipped_infogan, _free_space(clipped_infogan, set()), None)
+    assert clipped_infogan.model == "infogan" and infogan is not None  # its recipe is searchable
+    assert (infogan["generator_width"], infogan["noise_dim"], infogan["clip"]) == (64, 64, 0.1)
     # --width sets both networks, so holding it holds the generator's width too; not the reverse
     held_width = _free_space(Config(data="digits").resolve((1, 8, 8)), {"width"})
     assert "width" not in held_width and "generator_width" not in held_width
