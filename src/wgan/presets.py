@@ -127,8 +127,9 @@ _IMAGE_DCGAN_CLIP = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "cl
 #: al.'s; its generator at the critic's width), the ``image`` preset's model with clipping: MNIST
 #: FID 6.53, the mean of seeds 0-2 (6.52, 6.52, 6.56; sessions 38-39; Lucic et al.'s best WGAN:
 #: 6.7), precision 0.56, recall 0.67, against 23.27 for the DCGAN layer above, in 26-32 minutes
-#: of training a seed. On Fashion-MNIST, where the settings were not chosen, 10.87 on seed 0
-#: (session 39; Lucic et al.'s best WGAN there: 21.5), against 24.37 for the DCGAN (width 64).
+#: of training a seed. On Fashion-MNIST, where the settings were not chosen, 11.05, the mean of
+#: seeds 0-2 (10.87, 10.90, 11.37; sessions 39-40; Lucic et al.'s best WGAN there: 21.5), against
+#: 24.37 for the DCGAN (width 64).
 _IMAGE_INFOGAN_CLIP = {k: v for k, v in _IMAGE_DCGAN_CLIP.items() if k != "generator_width"}
 
 #: Named recipes: settings for every loss ("all"), then per-constraint settings ("gp") and
